@@ -1,0 +1,118 @@
+"""`genai` command line: thin verbs that parse, call one function and print.
+
+Nothing heavy is imported at module level: `genai --help` and `genai validate` stay fast.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from genai.errors import GenaiError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="From a YAML recipe to a fine-tuned, scored, served LLM.")
+
+RecipeArg = typer.Argument(..., help="Recipe YAML file.", show_default=False)
+OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. train.learning_rate=1e-4", show_default=False)
+
+
+def _fail(exc: GenaiError) -> None:
+    typer.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        typer.echo(f"  hint: {exc.hint}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _load(recipe: Path, overrides: Optional[List[str]]):
+    from genai.recipe import load_recipe
+
+    return load_recipe(recipe, overrides or [])
+
+
+@app.command()
+def validate(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Check a recipe and print it fully resolved (defaults filled in, overrides applied)."""
+    try:
+        r = _load(recipe, overrides)
+    except GenaiError as exc:
+        _fail(exc)
+    typer.echo(r.to_yaml(), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the recipe JSON schema (for editor autocompletion)."""
+    from genai.recipe import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def preprocess(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
+               show: int = typer.Option(0, "--show", help="Print N tokenized samples with the label mask."),
+               no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild even if cached.")) -> None:
+    """Tokenize, mask and cache the recipe's data; optionally show what the model learns."""
+    try:
+        from genai.data.inspect import preprocess_and_show
+
+        preprocess_and_show(_load(recipe, overrides), show=show, use_cache=not no_cache)
+    except GenaiError as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
+          resume: bool = typer.Option(False, "--resume", help="Resume the latest run of this recipe from its last checkpoint."),
+          run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder to create or resume."),
+          checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder.")) -> None:
+    """Fine-tune the recipe's model (LoRA, DoRA, QLoRA or full) and write the artifact."""
+    try:
+        from genai.train.launch import start_training
+
+        result = start_training(_load(recipe, overrides), resume=resume, run_dir=run_dir, checkpoint=checkpoint)
+    except GenaiError as exc:
+        _fail(exc)
+    run = getattr(result, "run_dir", result)
+    typer.echo(f"run: {run}")
+
+
+@app.command()
+def merge(run: Path = typer.Argument(..., help="Run folder (or adapter folder) to merge."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/merged")) -> None:
+    """Fold the run's LoRA adapter into its base model: a standalone model folder."""
+    try:
+        from genai.train.export import merge_adapter
+
+        adapter = run / "adapter" if (run / "adapter").is_dir() else run
+        target = out or (run / "merged" if adapter != run else run.parent / "merged")
+        path = merge_adapter(adapter, target)
+    except GenaiError as exc:
+        _fail(exc)
+    typer.echo(f"merged: {path}")
+
+
+@app.command()
+def templates() -> None:
+    """List named chat templates and data formats."""
+    from genai.data.formats import FORMAT_FIELDS
+    from genai.data.templates import TEMPLATES
+
+    typer.echo("chat templates: " + ", ".join(TEMPLATES))
+    for name, fields in FORMAT_FIELDS.items():
+        typer.echo(f"format {name}: {', '.join(fields)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except GenaiError as exc:  # errors raised outside a verb body
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

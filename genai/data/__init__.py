@@ -1,0 +1,1 @@
+"""Data: load -> format -> chat template -> tokenize -> mask -> pack, cached on disk."""

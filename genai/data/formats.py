@@ -1,0 +1,144 @@
+"""Record formats, in a registry: each turns one raw record into an Example.
+
+An Example is either a chat (`messages`, rendered with the chat template) or a plain
+prompt/completion pair (tokenized as is, EOS appended).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from genai.data.sources import Record
+from genai.errors import GenaiError
+from genai.recipe import DataSource
+
+ROLES = ("system", "user", "assistant", "tool")
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "bot": "assistant", "model": "assistant", "system": "system", "tool": "tool"}
+
+
+@dataclass
+class Example:
+    origin: str
+    messages: list[dict[str, str]] | None = None  # chat examples
+    prompt: str = ""                               # plain examples: masked unless loss_on=all
+    completion: str = ""                           # plain examples: trained
+    rejected: list[dict[str, str]] | None = field(default=None, repr=False)  # preference data (DPO)
+
+
+FormatFn = Callable[[Record, DataSource], Example]
+FORMATS: dict[str, FormatFn] = {}
+
+# Fields each format reads (for error messages and `genai formats`).
+FORMAT_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def register(name: str, fields: tuple[str, ...]):
+    def deco(fn: FormatFn) -> FormatFn:
+        FORMATS[name] = fn
+        FORMAT_FIELDS[name] = fields
+        return fn
+    return deco
+
+
+def _get(rec: Record, src: DataSource, name: str, *, required: bool = True, kind: type | tuple = str) -> Any:
+    column = src.columns.get(name, name)
+    value = rec.data.get(column)
+    if value is None or (required and value == ""):
+        if not required:
+            return None
+        mapped = f" (mapped from '{name}')" if column != name else ""
+        raise GenaiError(
+            f"{rec.origin}: missing field '{column}'{mapped} required by format '{src.format}'",
+            hint=f"format '{src.format}' reads {', '.join(FORMAT_FIELDS[src.format])}; "
+                 f"map your columns with data.*.columns, e.g. columns: {{{name}: your_column}}")
+    if not isinstance(value, kind):
+        raise GenaiError(f"{rec.origin}: field '{column}' must be {getattr(kind, '__name__', kind)}, "
+                         f"got {type(value).__name__} (format '{src.format}')")
+    return value
+
+
+def _with_system(messages: list[dict[str, str]], src: DataSource) -> list[dict[str, str]]:
+    if src.system_prompt and not (messages and messages[0]["role"] == "system"):
+        return [{"role": "system", "content": src.system_prompt}] + messages
+    return messages
+
+
+def _check_chat(messages: list[dict[str, str]], rec: Record, src: DataSource) -> list[dict[str, str]]:
+    if not messages:
+        raise GenaiError(f"{rec.origin}: empty conversation (format '{src.format}')")
+    for i, m in enumerate(messages):
+        if m.get("role") not in ROLES:
+            raise GenaiError(f"{rec.origin}: message {i}: unknown role {m.get('role')!r}; "
+                             f"expected one of {', '.join(ROLES)} (format '{src.format}')")
+        if not isinstance(m.get("content"), str):
+            raise GenaiError(f"{rec.origin}: message {i}: 'content' must be a string (format '{src.format}')")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise GenaiError(f"{rec.origin}: conversation has no assistant message to train on "
+                         f"(format '{src.format}')")
+    return _with_system(messages, src)
+
+
+@register("alpaca", ("instruction", "input (optional)", "output"))
+def alpaca(rec: Record, src: DataSource) -> Example:
+    instruction = _get(rec, src, "instruction")
+    extra = _get(rec, src, "input", required=False)
+    output = _get(rec, src, "output")
+    user = f"{instruction}\n\n{extra}" if extra else instruction
+    msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+    return Example(rec.origin, messages=_with_system(msgs, src))
+
+
+@register("messages", ("messages: [{role, content}]",))
+def messages(rec: Record, src: DataSource) -> Example:
+    raw = _get(rec, src, "messages", kind=list)
+    msgs = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise GenaiError(f"{rec.origin}: message {i} must be an object with 'role' and 'content'")
+        msgs.append({"role": m.get("role"), "content": m.get("content")})
+    return Example(rec.origin, messages=_check_chat(msgs, rec, src))
+
+
+@register("sharegpt", ("conversations: [{from, value}]",))
+def sharegpt(rec: Record, src: DataSource) -> Example:
+    raw = _get(rec, src, "conversations", kind=list)
+    msgs = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or "from" not in m or "value" not in m:
+            raise GenaiError(f"{rec.origin}: turn {i} must have 'from' and 'value' (format 'sharegpt')")
+        role = SHAREGPT_ROLES.get(str(m["from"]).lower())
+        if role is None:
+            raise GenaiError(f"{rec.origin}: turn {i}: unknown speaker {m['from']!r}; "
+                             f"expected one of {', '.join(SHAREGPT_ROLES)}")
+        msgs.append({"role": role, "content": m["value"]})
+    return Example(rec.origin, messages=_check_chat(msgs, rec, src))
+
+
+@register("completion", ("text", "or prompt + completion"))
+def completion(rec: Record, src: DataSource) -> Example:
+    if src.columns.get("text", "text") in rec.data:
+        return Example(rec.origin, completion=_get(rec, src, "text"))
+    return Example(rec.origin, prompt=_get(rec, src, "prompt"), completion=_get(rec, src, "completion"))
+
+
+def _turns(value: Any, role: str, rec: Record, src: DataSource, name: str) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, list):
+        return [{"role": m.get("role"), "content": m.get("content")} for m in value if isinstance(m, dict)]
+    raise GenaiError(f"{rec.origin}: field '{name}' must be a string or a list of messages (format 'preference')")
+
+
+@register("preference", ("prompt", "chosen", "rejected"))
+def preference(rec: Record, src: DataSource) -> Example:
+    prompt = _turns(_get(rec, src, "prompt", kind=(str, list)), "user", rec, src, "prompt")
+    chosen = _turns(_get(rec, src, "chosen", kind=(str, list)), "assistant", rec, src, "chosen")
+    rejected = _turns(_get(rec, src, "rejected", kind=(str, list)), "assistant", rec, src, "rejected")
+    # Supervised fine-tuning trains on prompt + chosen; `rejected` is kept for preference training.
+    return Example(rec.origin, messages=_check_chat(prompt + chosen, rec, src),
+                   rejected=_with_system(prompt + rejected, src))
+
+
+def to_example(rec: Record, src: DataSource) -> Example:
+    return FORMATS[src.format](rec, src)

@@ -1,0 +1,51 @@
+"""`genai preprocess --show`: print tokenized samples with trained tokens told apart."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from genai.recipe import Recipe
+
+
+def render_sample(tokenizer, ids, trained, *, plain: bool = False) -> Text:
+    """Trained tokens in green, masked tokens dim; newlines shown as ⏎.
+
+    Without colours (a pipe or a file), trained runs are wrapped in [[ ]] instead.
+    """
+    out = Text()
+    prev = False
+    for tok, tr in zip(ids, trained):
+        piece = tokenizer.decode([int(tok)]).replace("\n", "⏎\n")
+        if plain and tr != prev:
+            out.append("[[" if tr else "]]")
+        out.append(piece, style="bold green" if tr else "dim")
+        prev = bool(tr)
+    if plain and prev:
+        out.append("]]")
+    return out
+
+
+def preprocess_and_show(recipe: Recipe, *, show: int = 0, use_cache: bool = True, console: Console | None = None):
+    from genai.data.pipeline import prepare
+    from genai.data.templates import resolve_template
+    from genai.models import load_tokenizer, resolve_model_path
+    from genai.train.loop import needs_template
+
+    console = console or Console()
+    tokenizer = load_tokenizer(recipe.model, resolve_model_path(recipe.model))
+    template = resolve_template(recipe.model.chat_template, tokenizer) if needs_template(recipe) else None
+    data = prepare(recipe, tokenizer, template, use_cache=use_cache)
+    for split in ("train", "eval"):
+        s = data.stats.get(split)
+        if s:
+            console.print(f"{split}: {s['examples']} examples -> {s['samples']} samples, {s['tokens']} tokens "
+                          f"({s['trained_tokens']} trained); truncated {s['truncated']}, dropped {s['dropped']}")
+    console.print(f"cache: {'hit' if data.cache_hit else 'built'} {data.cache_dir}")
+    for i in range(min(show, len(data.train))):
+        ids, trained = data.train.sample(i)
+        plain = not console.is_terminal
+        legend = "[[trained]], the rest masked" if plain else "[bold green]green[/] trained, [dim]dim[/] masked"
+        console.print(f"--- sample {i} ({len(ids)} tokens, {int(trained.sum())} trained: {legend})")
+        console.print(render_sample(tokenizer, ids, trained, plain=plain))
+        console.print(f"ids: {list(map(int, ids))}", style="dim", highlight=False)
+    return data

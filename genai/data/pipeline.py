@@ -1,0 +1,132 @@
+"""Recipe data section -> tokenized train/eval sets, cached by a content hash."""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genai.data import cache
+from genai.data.formats import Example, to_example
+from genai.data.pack import TokenizedSet
+from genai.data.sources import read_records, resolve_local
+from genai.data.tokenize import Tokenized, tokenize_example, turn_stop_tokens
+from genai.errors import GenaiError
+from genai.recipe import DataSource, Recipe
+from genai.tiny import genai_home
+
+
+@dataclass
+class Prepared:
+    train: TokenizedSet
+    eval: TokenizedSet | None
+    stats: dict
+    cache_hit: bool
+    cache_dir: Path = field(default=Path())
+
+
+def _source_fingerprint(src: DataSource) -> dict:
+    base = src.model_dump(mode="json")
+    if src.hub:
+        import datasets
+
+        ds = datasets.load_dataset(src.hub, src.name, split=src.split, revision=src.revision)
+        return {**base, "fingerprint": ds._fingerprint}
+    return {**base, "files": [(str(p), cache.file_sha256(p)) for p in resolve_local(src)]}
+
+
+def _tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    text += repr((tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.all_special_tokens))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_examples(sources: list[DataSource]) -> list[Example]:
+    out = []
+    for src in sources:
+        for rec in read_records(src):
+            out.append(to_example(rec, src))
+    return out
+
+
+def split_examples(recipe: Recipe) -> tuple[list[Example], list[Example]]:
+    """Train and eval examples; eval comes from data.eval or a seeded share of train."""
+    train = load_examples(recipe.data.train)
+    if not train:
+        raise GenaiError("data.train: the dataset is empty", hint="check the file and data.train.*.limit")
+    evals = load_examples(recipe.data.eval)
+    if not evals and recipe.data.eval_fraction > 0:
+        idx = list(range(len(train)))
+        random.Random(recipe.train.seed).shuffle(idx)
+        n_eval = max(1, int(len(train) * recipe.data.eval_fraction))
+        held = set(idx[:n_eval])
+        evals = [ex for i, ex in enumerate(train) if i in held]
+        train = [ex for i, ex in enumerate(train) if i not in held]
+    return train, evals
+
+
+def _tokenize_all(examples: list[Example], tokenizer, template, recipe: Recipe, split: str,
+                  stats: dict, stops: set[int]) -> TokenizedSet:
+    max_len, overlong = recipe.data.max_length, recipe.data.overlong
+    kept: list[Tokenized] = []
+    truncated = dropped = 0
+    for ex in examples:
+        tok = tokenize_example(tokenizer, template, ex, recipe.data.loss_on)
+        stops |= turn_stop_tokens(tokenizer, tok)
+        if len(tok.input_ids) > max_len:
+            if overlong == "drop":
+                dropped += 1
+                continue
+            tok = Tokenized(tok.input_ids[:max_len], tok.trained[:max_len])
+            truncated += 1
+            if not any(tok.trained):
+                dropped += 1  # truncation removed every trained token: nothing to learn
+                continue
+        kept.append(tok)
+    stats[split] = {"examples": len(examples), "samples": len(kept), "truncated": truncated,
+                    "dropped": dropped, "tokens": sum(len(t.input_ids) for t in kept),
+                    "trained_tokens": sum(sum(t.trained) for t in kept)}
+    if examples and not kept:
+        raise GenaiError(
+            f"data.{split}: all {len(examples)} samples were dropped as longer than data.max_length="
+            f"{max_len} (or left with no trained tokens after truncation)",
+            hint="raise data.max_length, or set data.overlong: truncate")
+    lengths = np.array([len(t.input_ids) for t in kept], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = np.fromiter((i for t in kept for i in t.input_ids), dtype=np.int32, count=int(offsets[-1]))
+    trained = np.fromiter((m for t in kept for m in t.trained), dtype=bool, count=int(offsets[-1]))
+    return TokenizedSet(ids, trained, offsets)
+
+
+def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool = True) -> Prepared:
+    """Tokenize train/eval data, or load them from the cache when nothing that matters changed."""
+    root = Path(recipe.data.cache_dir) if recipe.data.cache_dir else genai_home() / "cache" / "data"
+    key = cache.cache_key({
+        "train": [_source_fingerprint(s) for s in recipe.data.train],
+        "eval": [_source_fingerprint(s) for s in recipe.data.eval],
+        "eval_fraction": recipe.data.eval_fraction,
+        "seed": recipe.train.seed if recipe.data.eval_fraction and not recipe.data.eval else None,
+        "tokenizer": _tokenizer_fingerprint(tokenizer),
+        "template": template,
+        "max_length": recipe.data.max_length,
+        "overlong": recipe.data.overlong,
+        "loss_on": recipe.data.loss_on,
+    })
+    if use_cache:
+        hit = cache.load(root, key)
+        if hit is not None:
+            sets, stats = hit
+            return Prepared(sets["train"], sets.get("eval"), stats, True, root / key)
+    train_ex, eval_ex = split_examples(recipe)
+    stats: dict = {"key": key}
+    stops: set[int] = set()
+    sets = {"train": _tokenize_all(train_ex, tokenizer, template, recipe, "train", stats, stops)}
+    if eval_ex:
+        sets["eval"] = _tokenize_all(eval_ex, tokenizer, template, recipe, "eval", stats, stops)
+    stats["stop_token_ids"] = sorted(stops)
+    if use_cache:
+        cache.save(root, key, sets, stats)
+    return Prepared(sets["train"], sets.get("eval"), stats, False, root / key)

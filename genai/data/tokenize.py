@@ -1,0 +1,97 @@
+"""Example -> token ids + a trained-token mask.
+
+Chat examples are rendered with the template turn by turn: the text each assistant turn adds
+is the trained span, everything else is masked. Segments are tokenized separately, so the
+prompt tokens are exactly those the server will see at inference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genai.data.formats import Example
+from genai.errors import GenaiError
+
+
+@dataclass
+class Tokenized:
+    input_ids: list[int]
+    trained: list[bool]
+
+
+def _render(tokenizer, template: str, messages, generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool]]:
+    """Split a rendered conversation into (text, trained) segments."""
+    msgs = ex.messages or []
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    for i, msg in enumerate(msgs):
+        if msg["role"] != "assistant":
+            continue
+        prompt = _render(tokenizer, template, msgs[:i], True)
+        full = _render(tokenizer, template, msgs[: i + 1], False)
+        if not prompt.startswith(done) or not full.startswith(prompt):
+            raise GenaiError(
+                f"{ex.origin}: the chat template does not render conversations incrementally, so the "
+                "assistant turns cannot be located for completion-only loss",
+                hint="set data.loss_on: all, or choose another model.chat_template")
+        segments.append((prompt[len(done):], False))
+        segments.append((full[len(prompt):], True))
+        done = full
+    rest = _render(tokenizer, template, msgs, False)[len(done):]
+    if rest:
+        segments.append((rest, False))
+    return [s for s in segments if s[0]]
+
+
+def plain_segments(tokenizer, ex: Example) -> list[tuple[str, bool]]:
+    bos = tokenizer.bos_token or ""
+    prompt = ex.prompt if not bos or ex.prompt.startswith(bos) else bos + ex.prompt
+    return [s for s in ((prompt, False), (ex.completion + (tokenizer.eos_token or ""), True)) if s[0]]
+
+
+def ensure_eos(tokenizer, segments: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """A trained turn must end in a stop token, or the model never learns to stop."""
+    specials = set(tokenizer.all_special_tokens)
+    out = []
+    for text, trained in segments:
+        if trained and tokenizer.eos_token and not any(text.rstrip().endswith(s) for s in specials):
+            text = text + tokenizer.eos_token
+        out.append((text, trained))
+    return out
+
+
+def tokenize_example(tokenizer, template: str | None, ex: Example, loss_on: str) -> Tokenized:
+    if ex.messages is not None:
+        if template is None:
+            raise GenaiError(f"{ex.origin}: chat data needs a chat template")
+        segments = ensure_eos(tokenizer, chat_segments(tokenizer, template, ex))
+    else:
+        segments = plain_segments(tokenizer, ex)
+    ids: list[int] = []
+    trained: list[bool] = []
+    for text, is_trained in segments:
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids.extend(piece)
+        trained.extend([is_trained or loss_on == "all"] * len(piece))
+    if trained:
+        trained[0] = False  # nothing predicts the first token (and packing must not link samples)
+    return Tokenized(ids, trained)
+
+
+def turn_stop_tokens(tokenizer, tok: Tokenized) -> set[int]:
+    """The last special token of each trained span: the EOS ids the artifact's generation config needs."""
+    special = set(tokenizer.all_special_ids)
+    stops: set[int] = set()
+    last = None
+    for token, trained in zip(tok.input_ids + [None], tok.trained + [False]):
+        if trained:
+            if token in special:
+                last = token
+        elif last is not None:
+            stops.add(last)
+            last = None
+    return stops

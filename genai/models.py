@@ -1,0 +1,115 @@
+"""Load the base model and tokenizer a recipe names, and wrap it for LoRA/DoRA/QLoRA."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from genai.errors import GenaiError
+from genai.recipe import LoraSection, ModelSection
+
+# Built-in model ids resolved offline to a local folder (built on first use).
+BUILTIN_MODELS: dict[str, Callable[[], Path]] = {}
+
+
+def _register_builtins() -> None:
+    from genai import tiny
+
+    BUILTIN_MODELS[tiny.TINY_ID] = tiny.ensure_tiny_model
+
+
+_register_builtins()
+
+
+def resolve_model_path(model: ModelSection) -> str:
+    """A local folder for built-ins, else the id/path as given (transformers resolves hub ids)."""
+    if model.name_or_path in BUILTIN_MODELS:
+        return str(BUILTIN_MODELS[model.name_or_path]())
+    return model.name_or_path
+
+
+def _hub_kwargs(model: ModelSection) -> dict:
+    return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
+
+
+def load_tokenizer(model: ModelSection, path: str | None = None):
+    from transformers import AutoTokenizer
+
+    path = path or resolve_model_path(model)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, **_hub_kwargs(model))
+    except OSError as exc:
+        raise GenaiError(f"model.name_or_path: cannot load tokenizer for '{model.name_or_path}': {exc}",
+                         hint="check the id or path; offline, point it at a local copy") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token  # batching needs a pad id; padded labels are masked anyway
+    return tok
+
+
+def torch_dtype(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # CPU training in fp32: bf16 matmuls are slow on most CPUs
+    return getattr(torch, name)
+
+
+def load_model(model: ModelSection, path: str | None = None, *, for_training: bool = True):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = path or resolve_model_path(model)
+    kwargs = dict(_hub_kwargs(model), dtype=torch_dtype(model.dtype), use_safetensors=True)
+    if model.attn_implementation:
+        kwargs["attn_implementation"] = model.attn_implementation
+    if model.load_in_4bit:
+        if not torch.cuda.is_available():
+            raise GenaiError("model.load_in_4bit: QLoRA needs a CUDA GPU; this machine has none",
+                             hint="set model.load_in_4bit: false to train LoRA in full precision on CPU")
+        from genai.errors import require
+        from transformers import BitsAndBytesConfig
+
+        require("bitsandbytes", "qlora", "QLoRA (model.load_in_4bit)")
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=kwargs["dtype"])
+    try:
+        m = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise GenaiError(f"model.name_or_path: cannot load '{model.name_or_path}': {exc}",
+                         hint="models load from safetensors only; check the id/path and network") from None
+    if for_training:
+        m.config.use_cache = False
+    return m
+
+
+def lora_config(lora: LoraSection):
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules, use_dora=lora.use_dora,
+        modules_to_save=lora.modules_to_save or None, task_type=TaskType.CAUSAL_LM, bias="none",
+    )
+
+
+def wrap_for_training(model, lora: LoraSection, *, quantized: bool, gradient_checkpointing: bool):
+    """LoRA/DoRA adapters via PEFT, or the full model with every weight trainable."""
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if not lora.enabled:
+        if quantized:
+            raise GenaiError("model.load_in_4bit needs lora.enabled: true (QLoRA trains adapters only)")
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    try:
+        return get_peft_model(model, lora_config(lora))
+    except ValueError as exc:
+        raise GenaiError(f"lora.target_modules: {exc}",
+                         hint="use 'all-linear' or names of the model's linear layers") from None

@@ -1,0 +1,307 @@
+"""The recipe: one typed, nested object that every stage receives.
+
+Loading is YAML -> dotted CLI overrides -> pydantic validation -> path resolution.
+Errors name the file, the field path and (when it came from YAML) the line; this module
+never imports torch so `genai validate` stays fast.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from genai.errors import GenaiError
+from genai.yamlio import line_for, load_yaml_with_lines
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(Section):
+    name_or_path: str = Field(description="Hub id, local folder, or a built-in id such as 'genai/tiny-llama'.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(False, description="Run model code from the hub. Off unless you trust it.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    chat_template: str | None = Field(
+        None, description="Named template (see `genai templates`) or a .jinja file; default: the tokenizer's.")
+    load_in_4bit: bool = Field(False, description="QLoRA: load the base in 4-bit (needs a CUDA GPU and bitsandbytes).")
+
+
+class DataSource(Section):
+    path: str | None = Field(None, description="Local .jsonl/.json/.csv/.parquet file or folder, or an s3:// URI.")
+    hub: str | None = Field(None, description="Hub dataset id (loaded with `datasets`).")
+    name: str | None = Field(None, description="Hub dataset config name.")
+    split: str = "train"
+    revision: str | None = None
+    format: Literal["alpaca", "messages", "sharegpt", "completion", "preference"] = "alpaca"
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Map the format's field names to your column names, e.g. {output: response}.")
+    system_prompt: str | None = Field(None, description="System message prepended to every conversation.")
+    limit: int | None = Field(None, ge=1, description="Use only the first N records.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "DataSource":
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give exactly one of 'path' (local file or s3://) or 'hub' (dataset id)")
+        return self
+
+
+class DataSection(Section):
+    train: list[DataSource] = Field(min_length=1)
+    eval: list[DataSource] = Field(default_factory=list, description="Held-out data for eval loss and exact match.")
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Hold out this share of train when `eval` is empty.")
+    max_length: int = Field(1024, ge=8, le=1_048_576)
+    overlong: Literal["truncate", "drop"] = "truncate"
+    loss_on: Literal["completion", "all"] = Field(
+        "completion", description="completion: train only on assistant/response tokens; all: every token.")
+    packing: bool = Field(True, description="Pack samples into rows of max_length (no attention across samples).")
+    cache_dir: str | None = Field(None, description="Preprocessing cache; default $GENAI_HOME/cache/data.")
+
+
+class LoraSection(Section):
+    enabled: bool = Field(True, description="false = full fine-tuning.")
+    r: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = Field("all-linear", description="'all-linear' or module names.")
+    use_dora: bool = False
+    modules_to_save: list[str] = Field(default_factory=list)
+
+
+class DistributedSection(Section):
+    profile: Literal["none", "ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = "none"
+    num_processes: int | None = Field(None, ge=1, description="Default: every visible GPU.")
+    num_machines: int = Field(1, ge=1)
+    machine_rank: int = Field(0, ge=0)
+    main_process_ip: str | None = None
+    main_process_port: int | None = Field(None, ge=1, le=65535)
+
+
+class ExactMatchSection(Section):
+    limit: int = Field(100, ge=0, description="Held-out items scored by greedy generation (0 = off).")
+    max_new_tokens: int = Field(16, ge=1)
+
+
+class TrainSection(Section):
+    output_dir: str = Field("runs", description="Runs go to <output_dir>/<recipe name>/<run id>/.")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
+    micro_batch_size: int = Field(4, ge=1, description="Rows per device per forward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-4, gt=0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    seed: int = 42
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (1 is robust on shared cores).")
+    logging_steps: int = Field(10, ge=1)
+    eval_steps: int | None = Field(None, ge=1, description="Eval loss every N steps (and at the end).")
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps.")
+    save_total_limit: int = Field(2, ge=1, description="Keep the last K checkpoints.")
+    merge: bool = Field(False, description="Also write a standalone merged model (LoRA only).")
+    exact_match: ExactMatchSection = Field(default_factory=ExactMatchSection)
+    distributed: DistributedSection = Field(default_factory=DistributedSection)
+
+
+class Recipe(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Names the run folder.")
+    description: str | None = None
+    model: ModelSection
+    data: DataSection
+    lora: LoraSection = Field(default_factory=LoraSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def content_hash(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+# ----------------------------------------------------------------------------- overrides
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """'train.learning_rate=1e-4' -> (['train', 'learning_rate'], 1e-4); values parse as YAML."""
+    if "=" not in text:
+        raise GenaiError(f"override '{text}': expected KEY=VALUE, e.g. train.learning_rate=1e-4")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise GenaiError(f"override '{text}': empty key segment")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and raw.strip().lower().startswith(("0x", "0o")):
+        value = raw
+    return [int(p) if p.isdigit() else p for p in key.split(".")], value
+
+
+def apply_override(data: dict, keys: list[str | int], value: Any, text: str) -> None:
+    node: Any = data
+    for i, key in enumerate(keys[:-1]):
+        nxt = keys[i + 1]
+        if isinstance(node, list):
+            if not isinstance(key, int) or key >= len(node):
+                raise GenaiError(f"override '{text}': index {key} is out of range (list has {len(node)} items)")
+            node = node[key]
+            continue
+        if key not in node or node[key] is None:
+            node[key] = [] if isinstance(nxt, int) else {}
+        node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last > len(node):
+            raise GenaiError(f"override '{text}': index {last} is out of range (list has {len(node)} items)")
+        if last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    else:
+        node[last] = value
+
+
+# ----------------------------------------------------------------------------- errors
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Field names valid at a location, for did-you-mean."""
+    model: Any = Recipe
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _section_type(field.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_errors(exc: ValidationError, source: str, lines: dict, overridden: set[tuple]) -> str:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        where = source
+        if any(loc[: len(o)] == o for o in overridden):
+            where = "command-line override"
+        else:
+            line = line_for(lines, loc)
+            if line is not None:
+                where = f"{source}:{line}"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close
+                                               else f"; valid keys: {', '.join(known)}")
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in err and err["type"] not in ("model_type",):
+            msg = f"{msg} (got {err['input']!r})"
+        out.append(f"{where}: {dotted}: {msg}")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- loading
+
+_PATH_PREFIXES = ("./", "../", "~")
+
+
+def _resolve_paths(data: dict, base: Path, overridden: set[tuple]) -> None:
+    """Relative paths in a recipe file are relative to that file; on the CLI, to the cwd."""
+    cwd = Path.cwd()
+
+    def fix(value: str, loc: tuple, always: bool) -> str:
+        if not isinstance(value, str) or "://" in value or os.path.isabs(value):
+            return value
+        if not always and not value.startswith(_PATH_PREFIXES) and not value.endswith(".jinja"):
+            return value
+        root = cwd if any(loc[: len(o)] == o for o in overridden) else base
+        return str((root / os.path.expanduser(value)).resolve())
+
+    data_sec = data.get("data") if isinstance(data.get("data"), dict) else {}
+    for split in ("train", "eval"):
+        for i, src in enumerate(data_sec.get(split) or []):
+            if isinstance(src, dict) and isinstance(src.get("path"), str):
+                src["path"] = fix(src["path"], ("data", split, i, "path"), always=True)
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    for key in ("name_or_path", "chat_template"):
+        if isinstance(model.get(key), str):
+            model[key] = fix(model[key], ("model", key), always=False)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load, override and validate a recipe. Raises GenaiError naming file, field and line."""
+    path = Path(path)
+    data, lines = load_yaml_with_lines(path)
+    if data is None:
+        raise GenaiError(f"{path}: the recipe is empty", hint="copy recipes/quickstart.yaml and edit it")
+    if not isinstance(data, dict):
+        raise GenaiError(f"{path}:1: a recipe must be a mapping of sections (model, data, lora, train)")
+    overridden: set[tuple] = set()
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value, text)
+        overridden.add(tuple(keys))
+    data.setdefault("name", path.stem)
+    _resolve_paths(data, path.resolve().parent, overridden)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise GenaiError(_format_errors(exc, str(path), lines, overridden)) from None
+    check_files(recipe, str(path), lines)
+    return recipe
+
+
+def check_files(recipe: Recipe, source: str, lines: dict) -> None:
+    """Local data files and template files must exist before any work starts."""
+    problems = []
+    for split in ("train", "eval"):
+        for i, src in enumerate(getattr(recipe.data, split)):
+            if src.path and "://" not in src.path and not Path(src.path).exists():
+                line = line_for(lines, ("data", split, i, "path"))
+                where = f"{source}:{line}" if line else source
+                problems.append(f"{where}: data.{split}.{i}.path: file not found: {src.path}")
+    tmpl = recipe.model.chat_template
+    if tmpl and tmpl.endswith(".jinja") and not Path(tmpl).exists():
+        line = line_for(lines, ("model", "chat_template"))
+        problems.append(f"{source}:{line or ''}: model.chat_template: file not found: {tmpl}")
+    if problems:
+        raise GenaiError("\n".join(problems), hint="paths in a recipe are relative to the recipe file")
+
+
+def recipe_from_json(text: str) -> Recipe:
+    """Re-hydrate a resolved recipe (as saved in a run directory)."""
+    return Recipe.model_validate_json(text)
+
+
+def json_schema() -> dict:
+    schema = Recipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "genai recipe"
+    return schema

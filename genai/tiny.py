@@ -1,0 +1,199 @@
+"""A tiny Llama-architecture model built offline and deterministically.
+
+Tests and the quickstart use it like any hub model (`model.name_or_path: genai/tiny-llama`):
+byte-level BPE trained on bundled text with single-digit pre-tokenization, bos/eos/pad and a
+ChatML template, weights from a fixed seed, then a brief pre-training on sums (~40 s,
+once) so that it is a *base* model: it answers sums after a chat-shaped prompt, but in its
+own style ("68." where the task wants "68") and without ever ending its turn, so it scores
+~0% exact match on the quickstart task until fine-tuned. LoRA on a random-weight model cannot learn (its tied embeddings are
+too small to produce confident logits); LoRA on this base learns the chat task in a minute.
+Pairs that `is_held_out` selects are never trained on, by the base or by the quickstart.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+TINY_ID = "genai/tiny-llama"
+BUILDER_VERSION = 6
+
+BOS, EOS, PAD = "<s>", "<|im_end|>", "<pad>"
+IM_START = "<|im_start|>"
+END_OF_TEXT = "</s>"
+SPECIAL_TOKENS = [PAD, BOS, END_OF_TEXT, IM_START, EOS]
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    vocab_size: int = 384
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    max_position_embeddings: int = 2048
+    seed: int = 0
+    pretrain_steps: int = 900
+    pretrain_batch: int = 64
+    pretrain_lr: float = 1e-3
+
+
+PHRASINGS = ("What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} + {b}.", "What is the sum of {a} and {b}?")
+
+
+def is_held_out(a: int, b: int) -> bool:
+    """The 200 two-digit pairs kept out of every training set (the quickstart's test items)."""
+    return (a * 31 + b * 17) % 50 == 0
+
+
+def genai_home() -> Path:
+    return Path(os.environ.get("GENAI_HOME", Path.home() / ".cache" / "genai"))
+
+
+def tiny_model_dir(spec: TinySpec = TinySpec()) -> Path:
+    return genai_home() / "models" / f"tiny-llama-v{BUILDER_VERSION}"
+
+
+def _train_tokenizer(spec: TinySpec):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = resources.files("genai").joinpath("assets/tiny/corpus.txt").read_text(encoding="utf-8")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus.splitlines(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        additional_special_tokens=[IM_START, END_OF_TEXT],
+        model_max_length=spec.max_position_embeddings, clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(out_dir: Path, spec: TinySpec = TinySpec()) -> Path:
+    """Write tokenizer, config, generation config and seeded weights (safetensors) to out_dir."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _train_tokenizer(spec)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_attention_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="float32",
+    )
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(spec.seed)
+        model = LlamaForCausalLM(config)
+    finally:
+        torch.random.set_rng_state(state)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TEXT)],
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+    _pretrain(model, tokenizer, spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / "genai_tiny.json").write_text(json.dumps({"builder_version": BUILDER_VERSION, **asdict(spec)}))
+    return out_dir
+
+
+def _pretrain(model, tokenizer, spec: TinySpec) -> None:
+    """Deterministic training on chat-shaped sum questions; loss on the answer only."""
+    import math
+    import random
+
+    import torch
+    import torch.nn.functional as F
+
+    rng = random.Random(spec.seed)
+    pairs = [(a, b) for a in range(100) for b in range(100) if not is_held_out(a, b)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: identical weights on every machine, and robust on 2 cores
+    try:
+        torch.manual_seed(spec.seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=spec.pretrain_lr, weight_decay=0.0)
+        warmup = 100
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(
+            0.0, 0.5 * (1 + math.cos(math.pi * s / spec.pretrain_steps))))
+        model.train()
+        # Chat-shaped prompts, but answers in a sentence that ends in a newline, never in
+        # <|im_end|>: the base knows sums, not the task's answer format or when to stop.
+        head = tokenizer(tokenizer.bos_token + IM_START + "user\n", add_special_tokens=False)["input_ids"]
+        tail = tokenizer(EOS + "\n" + IM_START + "assistant\n", add_special_tokens=False)["input_ids"]
+        for _ in range(spec.pretrain_steps):
+            batch = rng.sample(pairs, spec.pretrain_batch)
+            questions = tokenizer([rng.choice(PHRASINGS).format(a=a, b=b) for a, b in batch],
+                                  add_special_tokens=False)["input_ids"]
+            answers = tokenizer([f"{a + b}.\n" for a, b in batch], add_special_tokens=False)["input_ids"]
+            ids = [head + q + tail + ans for q, ans in zip(questions, answers)]
+            labels = [[-100] * (len(head) + len(q) + len(tail)) + ans for q, ans in zip(questions, answers)]
+            width = max(map(len, ids))
+            x = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in ids])
+            y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+            mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in ids])[:, None]).long()
+            logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def ensure_tiny_model(spec: TinySpec = TinySpec()) -> Path:
+    """Return the cached tiny model folder, building it atomically on first use."""
+    target = tiny_model_dir(spec)
+    if (target / "genai_tiny.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
+    try:
+        build_tiny_model(tmp, spec)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "genai_tiny.json").exists():  # lost a race to a half-built dir: retry once
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

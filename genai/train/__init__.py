@@ -1,0 +1,1 @@
+"""Training: accelerate loop, checkpoints and resume, artifact export, merge, launch."""

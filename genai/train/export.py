@@ -1,0 +1,72 @@
+"""Write the self-describing artifact: weights + tokenizer + exact chat template + generation EOS.
+
+adapter/ (LoRA, PEFT layout) or model/ (full fine-tune), and merged/ on request. transformers,
+PEFT and vLLM load these folders directly.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from genai.errors import GenaiError
+
+
+def generation_config(base_path: str, tokenizer, stop_ids: list[int], trust_remote_code: bool):
+    from transformers import GenerationConfig
+
+    try:
+        gen = GenerationConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        gen = GenerationConfig()
+    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else (
+        [gen.eos_token_id] if gen.eos_token_id is not None else [])
+    # Every token that ended a trained turn must stop generation, or serving runs past the answer.
+    ids = [i for i in [tokenizer.eos_token_id, *stop_ids, *eos] if i is not None]
+    gen.eos_token_id = list(dict.fromkeys(ids))
+    gen.pad_token_id = tokenizer.pad_token_id
+    if tokenizer.bos_token_id is not None:
+        gen.bos_token_id = tokenizer.bos_token_id
+    return gen
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+
+
+def save_artifact(out: Path, model, tokenizer, template: str | None, gen_config) -> Path:
+    """Save a PEFT adapter or a full model, atomically, with its tokenizer and template."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if template:
+            tokenizer.chat_template = template
+        tokenizer.save_pretrained(tmp)
+        gen_config.save_pretrained(tmp)
+        _publish(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def merge_adapter(adapter_dir: Path, out: Path, *, trust_remote_code: bool = False, dtype: str = "auto") -> Path:
+    """Fold a LoRA/DoRA adapter into its base and save a standalone model beside tokenizer and EOS."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise GenaiError(f"{adapter_dir}: no adapter_config.json (merging needs a LoRA run)")
+    cfg = PeftConfig.from_pretrained(adapter_dir)
+    base = AutoModelForCausalLM.from_pretrained(
+        cfg.base_model_name_or_path, dtype=torch.float32 if dtype == "auto" else getattr(torch, dtype),
+        use_safetensors=True, trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    gen = GenerationConfig.from_pretrained(adapter_dir)
+    merged.generation_config = gen
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return save_artifact(out, merged, tokenizer, tokenizer.chat_template, gen)
