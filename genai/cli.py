@@ -96,6 +96,53 @@ def merge(run: Path = typer.Argument(..., help="Run folder (or adapter folder) t
 
 
 @app.command()
+def serve(target: str = typer.Argument(..., help="Recipe (its latest finished run), run folder, adapter or model folder."),
+          overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Serve the artifact with vLLM's OpenAI-compatible server until Ctrl-C."""
+    from genai.serving.commands import serve_forever
+
+    try:
+        serve_forever(target, overrides or [])
+    except GenaiError as exc:
+        _fail(exc)
+
+
+@app.command()
+def generate(target: str = typer.Argument(..., help="Recipe, run folder, adapter or model folder."),
+             overrides: Optional[List[str]] = OverridesArg,
+             input: Path = typer.Option(..., "--input", "-i", help="JSONL: {prompt} or {messages} per line."),
+             output: Path = typer.Option(..., "--output", "-o", help="JSONL written with a 'completion' per line."),
+             max_tokens: int = typer.Option(128, help="New tokens per prompt (a line may set its own)."),
+             temperature: float = typer.Option(0.0, help="0 = greedy."),
+             top_p: float = typer.Option(1.0),
+             seed: int = typer.Option(0)) -> None:
+    """Offline batch generation with vLLM's LLM API on the artifact (base + LoRA, or merged)."""
+    from genai.serving.generate import generate_file
+
+    try:
+        n = generate_file(target, overrides or [], input, output, max_tokens=max_tokens,
+                          temperature=temperature, top_p=top_p, seed=seed)
+    except GenaiError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {n} completions to {output}")
+
+
+@app.command()
+def chat(target: str = typer.Argument(..., help="Endpoint URL (http://host:port/v1), or a recipe/run to serve first."),
+         overrides: Optional[List[str]] = OverridesArg,
+         model: Optional[str] = typer.Option(None, help="Model name at the endpoint (default: the first listed)."),
+         system: Optional[str] = typer.Option(None, help="System prompt."),
+         max_tokens: int = typer.Option(256)) -> None:
+    """Interactive terminal chat against an OpenAI-compatible endpoint, streaming."""
+    from genai.serving.chat import chat_loop
+
+    try:
+        chat_loop(target, overrides or [], model=model, system=system, max_tokens=max_tokens)
+    except GenaiError as exc:
+        _fail(exc)
+
+
+@app.command()
 def templates() -> None:
     """List named chat templates and data formats."""
     from genai.data.formats import FORMAT_FIELDS

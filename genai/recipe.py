@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from genai.errors import GenaiError
 from genai.yamlio import line_for, load_yaml_with_lines
@@ -116,6 +116,24 @@ class TrainSection(Section):
     distributed: DistributedSection = Field(default_factory=DistributedSection)
 
 
+class ServeSection(Section):
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless you choose otherwise.")
+    port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
+    artifact: Literal["auto", "adapter", "merged"] = Field(
+        "auto", description="auto: base + LoRA by name for adapter runs, the model itself for full fine-tunes.")
+    served_name: str | None = Field(None, description="Name the fine-tuned model answers to; default: recipe name.")
+    api_key: SecretStr | None = Field(None, description="Require this bearer token (prefer api_key_env).")
+    api_key_env: str = Field("GENAI_API_KEY", description="Environment variable holding the API key, if set.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_model_len: int | None = Field(None, ge=16)
+    kv_cache_gib: float = Field(1.0, gt=0, description="CPU only: KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU only: share of GPU memory vLLM takes.")
+    enforce_eager: bool | None = Field(None, description="Skip graph capture (faster start); default: on for CPU.")
+    max_num_seqs: int | None = Field(None, ge=1)
+    startup_timeout_s: float = Field(600, gt=0)
+    extra_args: list[str] = Field(default_factory=list, description="Passed to `vllm serve` as they are.")
+
+
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Names the run folder.")
     description: str | None = None
@@ -123,12 +141,20 @@ class Recipe(Section):
     data: DataSection
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
+
+    def public_dump(self) -> dict:
+        """The recipe as plain data with secrets left out (never printed, logged or saved)."""
+        data = self.model_dump(mode="json")
+        if data["serve"]["api_key"] is not None:
+            data["serve"]["api_key"] = None
+        return data
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.public_dump(), sort_keys=False)
 
     def content_hash(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        blob = json.dumps(self.public_dump(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

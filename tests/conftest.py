@@ -50,3 +50,13 @@ def genai_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: di
     exe = Path(sys.executable).with_name("genai")
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """The README's quickstart, trained once per test session (about a minute)."""
+    out = tmp_path_factory.mktemp("quickstart")
+    proc = genai_cli("train", ROOT / "recipes" / "quickstart.yaml", f"train.output_dir={out}",
+                     f"data.cache_dir={out / 'cache'}", "train.save_steps=null", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return next((out / "quickstart").iterdir())

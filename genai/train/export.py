@@ -13,11 +13,11 @@ from pathlib import Path
 from genai.errors import GenaiError
 
 
-def generation_config(base_path: str, tokenizer, stop_ids: list[int], trust_remote_code: bool):
+def generation_config(base_path: str, tokenizer, stop_ids: list[int]):
     from transformers import GenerationConfig
 
     try:
-        gen = GenerationConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+        gen = GenerationConfig.from_pretrained(base_path)
     except (OSError, ValueError):
         gen = GenerationConfig()
     eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else (

@@ -228,7 +228,7 @@ def train(recipe: Recipe, run_dir: Path, resume_from: Path | None = None, *, ver
                          exact_match_before=em_before)
     if main:
         unwrapped = accelerator.unwrap_model(model)
-        gen = generation_config(base_path, tokenizer, stop_ids, recipe.model.trust_remote_code)
+        gen = generation_config(base_path, tokenizer, stop_ids)
         result.artifact = save_artifact(run_dir / ("adapter" if recipe.lora.enabled else "model"),
                                         unwrapped, tokenizer, template, gen)
         if eval_examples:

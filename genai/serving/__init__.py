@@ -1,0 +1,1 @@
+"""Serving: vLLM's own OpenAI-compatible server for a run's artifact, offline generation, chat."""

@@ -1,0 +1,114 @@
+"""What to serve: a recipe (its latest finished run), a run folder, an adapter or a model folder.
+
+Whatever is served uses the artifact's own tokenizer, chat template and generation config
+(EOS), so the endpoint formats and stops exactly as training did.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from genai.errors import GenaiError
+from genai.recipe import Recipe, ServeSection, load_recipe
+from genai.runs import MANIFEST, RECIPE_FILE, read_manifest, recipe_root
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+@dataclass
+class ServeTarget:
+    model: str                   # --model: base (for LoRA) or the full model folder / hub id
+    model_name: str              # the name the base/full model is served under
+    artifact_dir: Path           # tokenizer + chat template + generation config come from here
+    adapter: Path | None = None  # LoRA adapter folder, served by name beside the base
+    adapter_name: str | None = None
+    lora_rank: int | None = None
+    trust_remote_code: bool = False
+    run_dir: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n in (self.adapter_name, self.model_name) if n]
+
+    @property
+    def default_name(self) -> str:
+        """The fine-tuned model: the adapter when there is one."""
+        return self.adapter_name or self.model_name
+
+
+def latest_finished_run(recipe: Recipe) -> Path:
+    root = recipe_root(recipe)
+    runs = sorted((p for p in root.glob("*") if (p / MANIFEST).exists()), key=lambda p: p.stat().st_mtime) \
+        if root.is_dir() else []
+    if not runs:
+        raise GenaiError(f"no finished run of recipe '{recipe.name}' under {root}",
+                         hint="train it first: genai train RECIPE")
+    return runs[-1]
+
+
+def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, run: Path | None) -> ServeTarget:
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    if cfg.get("modules_to_save"):
+        raise GenaiError(f"{adapter}: adapters with modules_to_save cannot be served by name in vLLM",
+                         hint="serve the merged model: serve.artifact=merged (genai merge RUN)")
+    rank = int(cfg.get("r", 16))
+    vllm_rank = next((r for r in VLLM_LORA_RANKS if r >= rank), None)
+    if vllm_rank is None:
+        raise GenaiError(f"{adapter}: LoRA rank {rank} is above vLLM's maximum {VLLM_LORA_RANKS[-1]}")
+    base = cfg["base_model_name_or_path"]
+    return ServeTarget(model=base, model_name=base_name or base, artifact_dir=adapter, adapter=adapter,
+                       adapter_name=name, lora_rank=vllm_rank, trust_remote_code=trust, run_dir=run)
+
+
+def from_run(run: Path, recipe: Recipe) -> ServeTarget:
+    manifest = read_manifest(run)
+    serve = recipe.serve
+    name = serve.served_name or recipe.name
+    kind = manifest.get("artifact", {}).get("kind", "adapter")
+    trust = recipe.model.trust_remote_code
+    if serve.artifact == "merged":
+        merged = run / "merged"
+        if not (merged / "config.json").exists():
+            raise GenaiError(f"{run}: no merged model", hint=f"genai merge {run}, or serve.artifact=adapter")
+        return ServeTarget(model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run)
+    if kind == "adapter":
+        return _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
+    model = run / "model"
+    return ServeTarget(model=str(model), model_name=name, artifact_dir=model, trust_remote_code=trust, run_dir=run)
+
+
+def resolve(target: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[ServeTarget, ServeSection, Recipe | None]:
+    """Turn the CLI argument into what to serve, with the serve settings that apply."""
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        recipe = load_recipe(path, overrides)
+        return from_run(latest_finished_run(recipe), recipe), recipe.serve, recipe
+    if (path / RECIPE_FILE).exists():
+        recipe = load_recipe(path / RECIPE_FILE, overrides)
+        return from_run(path, recipe), recipe.serve, recipe
+    serve = _serve_only(overrides)
+    if (path / "adapter_config.json").exists():
+        return _from_adapter(path, serve.served_name or path.parent.name or "adapter", None, False, None), serve, None
+    if (path / "config.json").exists():
+        return ServeTarget(model=str(path), model_name=serve.served_name or path.name, artifact_dir=path), serve, None
+    raise GenaiError(f"{target}: not a recipe, a run folder, an adapter or a model folder",
+                     hint="give recipes/NAME.yaml, runs/NAME/RUN_ID, or a folder with config.json")
+
+
+def _serve_only(overrides) -> ServeSection:
+    """serve.* overrides for a bare model folder (no recipe to hold them)."""
+    from genai.recipe import apply_override, parse_override
+    from pydantic import ValidationError
+
+    data: dict = {"serve": {}}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] != "serve":
+            raise GenaiError(f"override '{text}': only serve.* settings apply when serving a folder")
+        apply_override(data, keys, value, text)
+    try:
+        return ServeSection.model_validate(data["serve"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise GenaiError(f"command-line override: serve.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
