@@ -8,7 +8,7 @@ from pathlib import Path
 from genai.errors import GenaiError
 from genai.runs import atomic_write_text
 from genai.serving.artifact import resolve
-from genai.serving.server import has_cuda, require_vllm
+from genai.serving.server import has_cuda, require_vllm, resolve_dtype
 
 
 def read_prompts(path: Path) -> list[dict]:
@@ -44,7 +44,7 @@ def generate_file(target: str, overrides: list[str], input: Path, output: Path, 
     from vllm.lora.request import LoRARequest
 
     kwargs = dict(model=tgt.model, tokenizer=str(tgt.artifact_dir), generation_config=str(tgt.artifact_dir),
-                  dtype=serve.dtype, trust_remote_code=tgt.trust_remote_code, seed=seed,
+                  dtype=resolve_dtype(tgt, serve, gpu=has_cuda()), trust_remote_code=tgt.trust_remote_code, seed=seed,
                   enforce_eager=serve.enforce_eager if serve.enforce_eager is not None else not has_cuda())
     if serve.max_model_len:
         kwargs["max_model_len"] = serve.max_model_len

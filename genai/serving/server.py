@@ -51,10 +51,27 @@ def api_key(serve: ServeSection) -> str | None:
     return os.environ.get(serve.api_key_env) or None
 
 
+def resolve_dtype(target: ServeTarget, serve: ServeSection, *, gpu: bool) -> str:
+    """On CPU, 'auto' keeps an fp32 artifact in fp32 (vLLM's CPU default would be bf16), so the
+    endpoint computes what training produced; on GPUs vLLM's own choice stands."""
+    if serve.dtype != "auto" or gpu:
+        return serve.dtype
+    import json
+
+    for folder in (Path(target.model), target.artifact_dir):
+        cfg = folder / "config.json"
+        if cfg.exists():
+            conf = json.loads(cfg.read_text())
+            if (conf.get("dtype") or conf.get("torch_dtype")) == "float32":
+                return "float32"
+            break
+    return "auto"
+
+
 def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: bool) -> list[str]:
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
            "--model", target.model, "--served-model-name", target.model_name,
-           "--host", serve.host, "--port", str(port), "--dtype", serve.dtype,
+           "--host", serve.host, "--port", str(port), "--dtype", resolve_dtype(target, serve, gpu=gpu),
            # The artifact's own tokenizer, chat template and EOS, not the base model's.
            "--tokenizer", str(target.artifact_dir), "--generation-config", str(target.artifact_dir)]
     template = target.artifact_dir / "chat_template.jinja"

