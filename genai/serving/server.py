@@ -73,7 +73,9 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
            "--model", target.model, "--served-model-name", target.model_name,
            "--host", serve.host, "--port", str(port), "--dtype", resolve_dtype(target, serve, gpu=gpu),
            # The artifact's own tokenizer, chat template and EOS, not the base model's.
-           "--tokenizer", str(target.artifact_dir), "--generation-config", str(target.artifact_dir)]
+           "--tokenizer", str(target.artifact_dir)]
+    if (target.artifact_dir / "generation_config.json").exists():
+        cmd += ["--generation-config", str(target.artifact_dir)]
     template = target.artifact_dir / "chat_template.jinja"
     if template.exists():
         cmd += ["--chat-template", str(template)]
@@ -102,7 +104,6 @@ def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
         env["VLLM_API_KEY"] = key  # by environment, never on the command line (visible in ps)
     if not gpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{serve.kv_cache_gib:g}")
-        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     return env
 
 
