@@ -82,3 +82,15 @@ def test_missing_or_bad_fields_name_the_field_and_format(tiny_tokenizer, fmt, da
     with pytest.raises(GenaiError, match="mem:1: ") as exc:
         tokenize(tiny_tokenizer, fmt, data)
     assert needle in str(exc.value)
+
+
+def test_template_from_a_jinja_file_and_unknown_name(tiny_tokenizer, tmp_path):
+    f = tmp_path / "t.jinja"
+    f.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% if m['role'] == 'assistant' %}"
+                 "{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}")
+    template = resolve_template(str(f), tiny_tokenizer)
+    t = tokenize(tiny_tokenizer, "alpaca", {"instruction": "hi", "output": "yo"}, template=template)
+    assert tiny_tokenizer.decode(t.input_ids) == "[user] hi\n[assistant] yo<|im_end|>\n"
+    assert trained_text(tiny_tokenizer, t) == "yo<|im_end|>\n"
+    with pytest.raises(GenaiError, match="unknown template 'nope'"):
+        resolve_template("nope", tiny_tokenizer)

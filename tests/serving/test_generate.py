@@ -20,6 +20,18 @@ def test_generate_chat_and_completion_prompts(quickstart_run, tmp_path):
     assert all(r["model"] == "quickstart" for r in rows)
 
 
+def test_merged_artifact_generates_the_same(quickstart_run, tmp_path):
+    """`genai merge` output is a plain model folder that vLLM serves with the artifact's template/EOS."""
+    merged = tmp_path / "merged"
+    assert genai_cli("merge", quickstart_run, "--out", merged).returncode == 0
+    prompts = tmp_path / "in.jsonl"
+    prompts.write_text(json.dumps({"messages": [{"role": "user", "content": "What is 43 + 91?"}]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    proc = genai_cli("generate", merged, "-i", prompts, "-o", out, "--max-tokens", "8", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(out.read_text())["completion"] == "134"  # stopped by the artifact's EOS
+
+
 def test_generate_bad_input_line(quickstart_run, tmp_path):
     prompts = tmp_path / "in.jsonl"
     prompts.write_text('{"prompt": "x"}\n{"oops": 1}\n')
