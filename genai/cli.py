@@ -142,6 +142,35 @@ def chat(target: str = typer.Argument(..., help="Endpoint URL (http://host:port/
         _fail(exc)
 
 
+@app.command("eval")
+def eval_(target: Optional[str] = typer.Argument(None, help="Recipe (its latest finished run) or run folder."),
+          overrides: Optional[List[str]] = OverridesArg,
+          backend: Optional[str] = typer.Option(None, help="hf | vllm | endpoint (default: eval.backend)."),
+          list_tasks: bool = typer.Option(False, "--list", help="List bundled suites' tasks and exit.")) -> None:
+    """Score base and fine-tuned with lm-eval; print the before/after table; apply the gate.
+
+    Exit codes: 0 gate passed (or no gate), 2 bad input, 3 gate failed.
+    """
+    try:
+        if list_tasks:
+            from genai.evaluate.listing import list_tasks as _list
+
+            typer.echo(_list())
+            return
+        if target is None:
+            raise GenaiError("genai eval needs a recipe or a run folder")
+        from genai.evaluate.report import print_report
+        from genai.evaluate.results import GATE_FAILED_EXIT
+        from genai.evaluate.runner import evaluate
+
+        report = evaluate(target, overrides or [], backend=backend)
+    except GenaiError as exc:
+        _fail(exc)
+    print_report(report)
+    if not report.passed:
+        raise typer.Exit(GATE_FAILED_EXIT)
+
+
 @app.command()
 def templates() -> None:
     """List named chat templates and data formats."""

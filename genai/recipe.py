@@ -134,6 +134,43 @@ class ServeSection(Section):
     extra_args: list[str] = Field(default_factory=list, description="Passed to `vllm serve` as they are.")
 
 
+class GateRule(Section):
+    task: str
+    metric: str = Field(description="As lm-eval names it, e.g. exact_match,strip or acc,none (filter optional).")
+    min: float | None = Field(None, description="Fine-tuned score must be at least this.")
+    max_drop: float | None = Field(None, ge=0, description="Fine-tuned may be at most this much below base.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "GateRule":
+        if (self.min is None) == (self.max_drop is None):
+            raise ValueError("give exactly one of 'min' or 'max_drop'")
+        return self
+
+
+class EndpointSection(Section):
+    url: str | None = Field(None, description="OpenAI-compatible base URL (.../v1); default: serve the run here.")
+    model: str | None = Field(None, description="Model name at the endpoint; default: the run's served name.")
+    chat: bool = Field(False, description="Use /chat/completions (generation tasks only).")
+    api_key_env: str = "GENAI_API_KEY"
+    num_concurrent: int = Field(8, ge=1)
+    timeout_s: float = Field(120, gt=0)
+
+
+class EvalSection(Section):
+    tasks: list[str] = Field(default_factory=list, description="Suites from eval/ or any lm-eval task name.")
+    backend: Literal["hf", "vllm", "endpoint"] = "hf"
+    num_fewshot: int | None = Field(None, ge=0)
+    limit: float | None = Field(None, gt=0, description="Items per task (a fraction if < 1).")
+    batch_size: int = Field(16, ge=1)
+    apply_chat_template: bool = Field(True, description="Format prompts with the artifact's chat template.")
+    system_instruction: str | None = None
+    seed: int = 1234
+    baseline: bool = Field(True, description="Also score the base model, for the before/after table.")
+    suite_dirs: list[str] = Field(default_factory=list, description="More folders of task YAMLs.")
+    endpoint: EndpointSection = Field(default_factory=EndpointSection)
+    gate: list[GateRule] = Field(default_factory=list)
+
+
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Names the run folder.")
     description: str | None = None
@@ -141,6 +178,7 @@ class Recipe(Section):
     data: DataSection
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
     serve: ServeSection = Field(default_factory=ServeSection)
 
     def public_dump(self) -> dict:
@@ -275,6 +313,10 @@ def _resolve_paths(data: dict, base: Path, overridden: set[tuple]) -> None:
         for i, src in enumerate(data_sec.get(split) or []):
             if isinstance(src, dict) and isinstance(src.get("path"), str):
                 src["path"] = fix(src["path"], ("data", split, i, "path"), always=True)
+    eval_sec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
+    for i, d in enumerate(eval_sec.get("suite_dirs") or []):
+        if isinstance(d, str):
+            eval_sec["suite_dirs"][i] = fix(d, ("eval", "suite_dirs", i), always=True)
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
     for key in ("name_or_path", "chat_template"):
         if isinstance(model.get(key), str):

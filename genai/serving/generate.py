@@ -44,7 +44,7 @@ def generate_file(target: str, overrides: list[str], input: Path, output: Path, 
     from vllm.lora.request import LoRARequest
 
     gen_dir = tgt.artifact_dir if (tgt.artifact_dir / "generation_config.json").exists() else "auto"
-    kwargs = dict(model=tgt.model, tokenizer=str(tgt.artifact_dir), generation_config=str(gen_dir),
+    kwargs = dict(model=tgt.model, generation_config=str(gen_dir),
                   dtype=resolve_dtype(tgt, serve, gpu=has_cuda()), trust_remote_code=tgt.trust_remote_code, seed=seed,
                   enforce_eager=serve.enforce_eager if serve.enforce_eager is not None else not has_cuda())
     if serve.max_model_len:

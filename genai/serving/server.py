@@ -72,8 +72,9 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
            "--model", target.model, "--served-model-name", target.model_name,
            "--host", serve.host, "--port", str(port), "--dtype", resolve_dtype(target, serve, gpu=gpu),
-           # The artifact's own tokenizer, chat template and EOS, not the base model's.
-           "--tokenizer", str(target.artifact_dir)]
+           ]
+    # The artifact's own chat template and EOS, not the base model's. (The tokenizer is the
+    # base's: training never changes it, and vLLM cannot read one from an adapter folder.)
     if (target.artifact_dir / "generation_config.json").exists():
         cmd += ["--generation-config", str(target.artifact_dir)]
     template = target.artifact_dir / "chat_template.jinja"

@@ -15,7 +15,6 @@ def test_run_serves_base_plus_adapter_with_artifact_files(quickstart_run):
     assert tgt.adapter_name == "quickstart" and tgt.model_name == "genai/tiny-llama"
     cmd = build_command(tgt, serve, 8000, gpu=False)
     joined = " ".join(cmd)
-    assert f"--tokenizer {quickstart_run / 'adapter'}" in joined
     assert f"--generation-config {quickstart_run / 'adapter'}" in joined
     assert f"--chat-template {quickstart_run / 'adapter' / 'chat_template.jinja'}" in joined
     assert f"--lora-modules quickstart={quickstart_run / 'adapter'}" in joined

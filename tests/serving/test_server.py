@@ -178,11 +178,15 @@ def test_sigint_shuts_down_cleanly(served):
     children = subprocess.run(["pgrep", "-f", "vllm.entrypoints.openai.api_server"], capture_output=True,
                               text=True).stdout.split()
     assert children
+    tmpdirs = set()
+    for pid in children:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        tmpdirs |= {Path(e.split(b"=", 1)[1].decode()) for e in env if e.startswith(b"TMPDIR=")}
+    assert tmpdirs and all(d.name.startswith("genai-vllm-") for d in tmpdirs)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode == 0
     time.sleep(1)
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"vLLM process {pid} outlived `genai serve`"
-    leftovers = [p for p in Path("/tmp").glob("genai-vllm-*")]
-    assert not leftovers
+    assert not [d for d in tmpdirs if d.exists()]  # its IPC sockets and scratch files are gone too

@@ -1,0 +1,1 @@
+"""Evaluation with lm-evaluation-harness: bundled suites, hf / vllm / endpoint backends, gate."""
