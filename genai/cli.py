@@ -172,6 +172,27 @@ def eval_(target: Optional[str] = typer.Argument(None, help="Recipe (its latest 
 
 
 @app.command()
+def run(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
+        no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the gate."),
+        keep_serving: bool = typer.Option(False, "--keep-serving", help="Keep the endpoint up until Ctrl-C."),
+        sagemaker: bool = typer.Option(False, "--sagemaker", help="Train as a SageMaker job, then continue here.")) -> None:
+    """The whole path: train -> eval (base and fine-tuned) -> gate -> serve, resumable by stage.
+
+    Exit codes: 0 done, 2 bad input, 3 gate failed (nothing served).
+    """
+    try:
+        from genai.evaluate.results import GATE_FAILED_EXIT
+        from genai.pipeline import run_pipeline
+
+        outcome = run_pipeline(recipe, overrides or [], serve=not no_serve, keep_serving=keep_serving,
+                               sagemaker=sagemaker)
+    except GenaiError as exc:
+        _fail(exc)
+    if outcome.gate_passed is False:
+        raise typer.Exit(GATE_FAILED_EXIT)
+
+
+@app.command()
 def templates() -> None:
     """List named chat templates and data formats."""
     from genai.data.formats import FORMAT_FIELDS
@@ -180,6 +201,97 @@ def templates() -> None:
     typer.echo("chat templates: " + ", ".join(TEMPLATES))
     for name, fields in FORMAT_FIELDS.items():
         typer.echo(f"format {name}: {', '.join(fields)}")
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="Run folder.")) -> None:
+    """Write RUN/report.html (plots, eval tables, data stats, recipe) and the artifact's model card."""
+    try:
+        from genai.report import make_plots, write_model_card, write_report
+
+        if not (run / "manifest.json").exists():
+            raise GenaiError(f"{run}: not a finished run (no manifest.json)")
+        make_plots(run)
+        card = write_model_card(run)
+        page = write_report(run)
+    except GenaiError as exc:
+        _fail(exc)
+    typer.echo(f"report: {page}\nmodel card: {card}")
+
+
+runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(root: Path = typer.Argument(Path("runs"), help="Output folder (train.output_dir)."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every run under the output folder, oldest first."""
+    from genai.runview import find_runs, fmt, load, summary_row
+
+    try:
+        rows = [summary_row(load(r)) for r in find_runs(root)]
+    except GenaiError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col in ("run", "status", "stages", "steps", "train_loss", "gate"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(fmt(r[c]) for c in ("run", "status", "stages", "steps", "train_loss", "gate")))
+    Console(width=160).print(table)
+
+
+@runs_app.command("show")
+def runs_show(run: Path, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A run's manifest (lineage, metrics, stages) and eval tables."""
+    from genai.runview import load
+
+    try:
+        info = load(run)
+    except GenaiError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    console = Console(width=160)
+    console.print(Pretty(info["manifest"]))
+    for backend, t in info["eval"].items():
+        from genai.evaluate.results import table_markdown
+
+        console.print(f"eval ({backend}):\n" + table_markdown(t["rows"]), markup=False, highlight=False)
+
+
+@runs_app.command("compare")
+def runs_compare(a: Path, b: Path, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Two runs side by side: metrics, eval results, recipe hash."""
+    from genai.runview import compare_rows, fmt, load
+
+    try:
+        rows = compare_rows(load(a), load(b))
+    except GenaiError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("")
+    table.add_column(a.name)
+    table.add_column(b.name)
+    for r in rows:
+        table.add_row(r["what"], fmt(r["a"]), fmt(r["b"]))
+    Console(width=160).print(table)
 
 
 def main() -> None:

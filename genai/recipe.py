@@ -171,15 +171,25 @@ class EvalSection(Section):
     gate: list[GateRule] = Field(default_factory=list)
 
 
+class TrackingSection(Section):
+    mlflow: bool = Field(False, description="Log params, metrics, eval results and the artifact path to MLflow.")
+    mlflow_uri: str | None = Field(
+        None, description="Tracking URI; default: a local file store in <output_dir>/mlruns.")
+    experiment: str | None = Field(None, description="MLflow experiment; default: the recipe name.")
+    tensorboard: bool = Field(False, description="Write TensorBoard event files to RUN/tensorboard.")
+
+
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Names the run folder.")
     description: str | None = None
+    license: str | None = Field(None, description="License of the fine-tuned artifact (model card), e.g. apache-2.0.")
     model: ModelSection
     data: DataSection
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
 
     def public_dump(self) -> dict:
         """The recipe as plain data with secrets left out (never printed, logged or saved)."""

@@ -17,9 +17,21 @@ MANIFEST = "manifest.json"
 RECIPE_FILE = "recipe.yaml"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def normal_mode(path: Path) -> None:
+    """mkdtemp/mkstemp create owner-only entries; give a published file or folder the usual mode."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    normal_mode(Path(tmp))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -73,6 +85,61 @@ def read_manifest(run: Path) -> dict:
                          hint="resume it with `genai train RECIPE --resume --run-dir RUN`") from None
 
 
+def git_commit(where: Path) -> str | None:
+    """The commit of the repository holding the recipe, when there is one (with '+dirty')."""
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def local_model_hash(path: Path) -> str | None:
+    """sha256 over a local model folder's config and weight files (names and contents)."""
+    import hashlib
+
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.is_file() and (f.suffix in (".safetensors", ".json") or f.name.endswith(".model")):
+            h.update(f.name.encode())
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def hardware() -> dict:
+    info: dict = {"cpus": os.cpu_count()}
+    try:
+        info["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def update_manifest(run: Path, **fields: Any) -> dict:
+    """Merge fields into an existing manifest (atomic rewrite)."""
+    manifest = read_manifest(run)
+    manifest.update(fields)
+    atomic_write_json(run / MANIFEST, manifest)
+    return manifest
+
+
 def environment() -> dict:
     from importlib import metadata
 
@@ -83,7 +150,7 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "packages": versions}
+            "machine": platform.machine(), "hardware": hardware(), "packages": versions}
 
 
 def write_manifest(run: Path, recipe: Recipe, **fields: Any) -> dict:

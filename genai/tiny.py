@@ -188,6 +188,7 @@ def ensure_tiny_model(spec: TinySpec = TinySpec()) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
     try:
         build_tiny_model(tmp, spec)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; the cache is shared like any model folder
         try:
             os.rename(tmp, target)
         except OSError:

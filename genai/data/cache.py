@@ -57,6 +57,7 @@ def save(root: Path, key: str, sets: dict[str, TokenizedSet], stats: dict) -> No
             np.save(tmp / f"{split}.trained.npy", ts.trained)
             np.save(tmp / f"{split}.offsets.npy", ts.offsets)
         (tmp / "stats.json").write_text(json.dumps({**stats, "splits": list(sets)}, indent=1))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
         try:
             os.rename(tmp, root / key)
         except OSError:

@@ -37,6 +37,16 @@ def _source_fingerprint(src: DataSource) -> dict:
     return {**base, "files": [(str(p), cache.file_sha256(p)) for p in resolve_local(src)]}
 
 
+def data_file_hashes(recipe: Recipe) -> dict[str, str]:
+    """sha256 of every local data file the recipe reads (lineage for the manifest)."""
+    out = {}
+    for src in [*recipe.data.train, *recipe.data.eval]:
+        if src.path:
+            for p in resolve_local(src):
+                out[str(p)] = cache.file_sha256(p)
+    return out
+
+
 def _tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))

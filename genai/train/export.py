@@ -32,6 +32,9 @@ def generation_config(base_path: str, tokenizer, stop_ids: list[int]):
 
 
 def _publish(tmp: Path, final: Path) -> None:
+    from genai.runs import normal_mode
+
+    normal_mode(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from genai.data.pack import IGNORE, TokenizedSet, collate, make_rows
-from genai.data.pipeline import prepare, split_examples
+from genai.data.pipeline import data_file_hashes, prepare, split_examples
 from genai.data.templates import resolve_template
 from genai.models import load_model, load_tokenizer, resolve_model_path, wrap_for_training
 from genai.recipe import Recipe
-from genai.runs import write_manifest
+from genai.runs import git_commit, local_model_hash, write_manifest
 from genai.train import checkpoint
 from genai.train.checkpoint import TrainState
 from genai.train.exact_match import exact_match
@@ -247,7 +247,8 @@ def train(recipe: Recipe, run_dir: Path, resume_from: Path | None = None, *, ver
                                 "exact_match_before": em_before and em_before["exact_match"],
                                 "exact_match_after": result.exact_match_after and result.exact_match_after["exact_match"]},
                        base_model={"name_or_path": recipe.model.name_or_path, "revision": recipe.model.revision,
-                                   "resolved": base_path},
+                                   "resolved": base_path, "sha256": local_model_hash(Path(base_path))},
+                       data_files=data_file_hashes(recipe), git_commit=git_commit(Path.cwd()),
                        artifact={"kind": "adapter" if recipe.lora.enabled else "model",
                                  "path": result.artifact.name, "merged": result.merged and result.merged.name},
                        data=data.stats, processes=world)
