@@ -227,7 +227,7 @@ app.add_typer(runs_app, name="runs")
 def runs_list(root: Path = typer.Argument(Path("runs"), help="Output folder (train.output_dir)."),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Every run under the output folder, oldest first."""
-    from genai.runview import find_runs, fmt, load, summary_row
+    from genai.runview import find_runs, load, print_table, summary_row
 
     try:
         rows = [summary_row(load(r)) for r in find_runs(root)]
@@ -236,15 +236,8 @@ def runs_list(root: Path = typer.Argument(Path("runs"), help="Output folder (tra
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table()
-    for col in ("run", "status", "stages", "steps", "train_loss", "gate"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(fmt(r[c]) for c in ("run", "status", "stages", "steps", "train_loss", "gate")))
-    Console(width=160).print(table)
+    cols = ["run", "status", "stages", "steps", "train_loss", "gate"]
+    print_table(cols, [[r[c] for c in cols] for r in rows])
 
 
 @runs_app.command("show")
@@ -273,7 +266,7 @@ def runs_show(run: Path, as_json: bool = typer.Option(False, "--json")) -> None:
 @runs_app.command("compare")
 def runs_compare(a: Path, b: Path, as_json: bool = typer.Option(False, "--json")) -> None:
     """Two runs side by side: metrics, eval results, recipe hash."""
-    from genai.runview import compare_rows, fmt, load
+    from genai.runview import compare_rows, load, print_table
 
     try:
         rows = compare_rows(load(a), load(b))
@@ -282,16 +275,7 @@ def runs_compare(a: Path, b: Path, as_json: bool = typer.Option(False, "--json")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table()
-    table.add_column("")
-    table.add_column(a.name)
-    table.add_column(b.name)
-    for r in rows:
-        table.add_row(r["what"], fmt(r["a"]), fmt(r["b"]))
-    Console(width=160).print(table)
+    print_table(["", a.name, b.name], [[r["what"], r["a"], r["b"]] for r in rows])
 
 
 def main() -> None:

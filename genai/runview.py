@@ -57,3 +57,16 @@ def compare_rows(a: dict, b: dict) -> list[dict]:
         other = index.get((r["task"], r["metric"]), {})
         rows.append({"what": f"{r['task']} {r['metric']}", "a": r["tuned"], "b": other.get("tuned")})
     return rows
+
+
+def print_table(columns: list[str], rows: list[list]) -> None:
+    """A plain rich table, wide enough for run paths."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(fmt(x) for x in row))
+    Console(width=160).print(table)

@@ -118,6 +118,7 @@ def train(recipe: Recipe, run_dir: Path, resume_from: Path | None = None, *, ver
     stop_ids = sorted(set(data.stats.get("stop_token_ids", [])) | {tokenizer.eos_token_id})
     packing, mbs, accum = recipe.data.packing, cfg.micro_batch_size, cfg.gradient_accumulation_steps
     rows = make_rows(data.train, packing, recipe.data.max_length)
+    lengths = data.train.lengths()
     eval_rows = make_rows(data.eval, packing, recipe.data.max_length) if data.eval is not None else []
     world = accelerator.num_processes
     micro_per_epoch, total_steps = plan_steps(recipe, len(rows), world)
@@ -166,13 +167,13 @@ def train(recipe: Recipe, run_dir: Path, resume_from: Path | None = None, *, ver
         if state.micro + accum > micro_per_epoch:
             state.epoch, state.micro = state.epoch + 1, 0
             order = epoch_order(cfg.seed, state.epoch, len(rows))
-        batches = []
+        batches, real_tokens = [], 0
         for m in range(state.micro, state.micro + accum):
             chunk = order[m * mbs * world:(m + 1) * mbs * world]
             mine = [rows[i] for i in chunk[accelerator.process_index::world]]
+            real_tokens += int(sum(lengths[i] for row in mine for i in row))  # padding excluded
             batches.append(_to_device(collate(data.train, mine, tokenizer.pad_token_id, packing), accelerator.device))
-        counts = torch.tensor([sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches),
-                               sum(int((b["position_ids"] > 0).sum()) + b["input_ids"].shape[0] for b in batches)],
+        counts = torch.tensor([sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches), real_tokens],
                               dtype=torch.float64, device=accelerator.device)
         n_trained, n_tokens = accelerator.reduce(counts, reduction="sum").tolist()
         step_loss = 0.0
