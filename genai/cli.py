@@ -278,6 +278,103 @@ def runs_compare(a: Path, b: Path, as_json: bool = typer.Option(False, "--json")
     print_table(["", a.name, b.name], [[r["what"], r["a"], r["b"]] for r in rows])
 
 
+sm_app = typer.Typer(help="Run a recipe as a SageMaker training job; deploy the artifact.", no_args_is_help=True)
+app.add_typer(sm_app, name="sagemaker")
+SmRecipe = typer.Option(None, "--recipe", help="Recipe whose `sagemaker` section holds region and settings.")
+
+
+def _echo_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@sm_app.command("train")
+def sm_train(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
+             dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact request and a cost estimate; send nothing.")) -> None:
+    """Start the recipe as a SageMaker training job (SDK v3 ModelTrainer)."""
+    try:
+        from genai.sagemaker.commands import train as _train
+
+        out = _train(recipe, overrides or [], dry_run=dry_run)
+    except GenaiError as exc:
+        _fail(exc)
+    _echo_json(out)
+
+
+@sm_app.command("status")
+def sm_status(job: str, recipe: Optional[Path] = SmRecipe) -> None:
+    """Job state and its transitions."""
+    from genai.sagemaker import commands
+
+    try:
+        _echo_json(commands.status(job, commands._settings(recipe, [])))
+    except GenaiError as exc:
+        _fail(exc)
+
+
+@sm_app.command("logs")
+def sm_logs(job: str, recipe: Optional[Path] = SmRecipe) -> None:
+    """The job's CloudWatch log lines."""
+    from genai.sagemaker import commands
+
+    try:
+        for line in commands.logs(job, commands._settings(recipe, [])):
+            typer.echo(line)
+    except GenaiError as exc:
+        _fail(exc)
+
+
+@sm_app.command("stop")
+def sm_stop(job: str, recipe: Optional[Path] = SmRecipe) -> None:
+    """Stop a running job."""
+    from genai.sagemaker import commands
+
+    try:
+        commands.stop(job, commands._settings(recipe, []))
+    except GenaiError as exc:
+        _fail(exc)
+    typer.echo(f"stopping {job}")
+
+
+@sm_app.command("download")
+def sm_download(job: str, out: Path = typer.Option(..., "--out", help="Local run folder to create."),
+                recipe: Optional[Path] = SmRecipe) -> None:
+    """Fetch a finished job's artifact into a local run folder that eval and serve accept."""
+    from genai.sagemaker import commands
+
+    try:
+        path = commands.download(job, recipe, out)
+    except GenaiError as exc:
+        _fail(exc)
+    typer.echo(f"run: {path}")
+
+
+@sm_app.command("deploy")
+def sm_deploy(target: str = typer.Argument(..., help="Run folder, or s3:// prefix of a run (with --recipe)."),
+              overrides: Optional[List[str]] = OverridesArg, recipe: Optional[Path] = SmRecipe,
+              artifact: Optional[str] = typer.Option(None, help="merged | adapter"),
+              instance_type: Optional[str] = typer.Option(None, "--instance-type")) -> None:
+    """Create model, endpoint config and endpoint with the AWS vLLM serving container."""
+    from genai.sagemaker.commands import deploy as _deploy
+
+    try:
+        _echo_json(_deploy(target, overrides or [], recipe_path=recipe, artifact=artifact, instance_type=instance_type))
+    except GenaiError as exc:
+        _fail(exc)
+
+
+@sm_app.command("invoke")
+def sm_invoke(endpoint: str, prompt: str = typer.Argument(..., help="User message."),
+              recipe: Optional[Path] = SmRecipe, max_tokens: int = typer.Option(128)) -> None:
+    """Send an OpenAI-style chat request to the endpoint and print the answer."""
+    from genai.sagemaker import commands
+
+    try:
+        body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
+        _echo_json(commands.invoke(endpoint, commands._settings(recipe, []), body))
+    except GenaiError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     try:
         app()

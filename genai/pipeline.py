@@ -64,6 +64,24 @@ def _mark(run: Path, stage: str, status: str, seconds: float, **extra) -> None:
     update_manifest(run, stages=stages)
 
 
+def train_on_sagemaker(recipe: Recipe, console: Console, poll_s: float = 30) -> Path:
+    """The train stage as a SageMaker job: submit, follow its status, download the artifact."""
+    from genai.sagemaker import jobs
+    from genai.sagemaker.launch import submit
+    from genai.sagemaker.session import boto_session
+
+    job = submit(recipe, dry_run=False)
+    console.print(f"SageMaker job {job.job_name} submitted")
+    boto = boto_session(recipe.sagemaker)
+    sm, s3 = boto.client("sagemaker"), boto.client("s3")
+    final = jobs.wait(sm, job.job_name, poll_s=poll_s,
+                      on_change=lambda st: console.print(f"  {st['status']} / {st['secondary']}"))
+    if final["status"] != "Completed":
+        raise GenaiError(f"SageMaker job {job.job_name} {final['status']}: {final.get('failure') or ''}",
+                         hint=f"genai sagemaker logs {job.job_name}")
+    return jobs.download(sm, s3, job.job_name, recipe_root(recipe) / job.job_name, recipe.to_yaml())
+
+
 def sample_request(recipe: Recipe) -> list[dict]:
     """A question from the recipe's own eval data, else a greeting."""
     try:
@@ -90,9 +108,6 @@ def run_pipeline(recipe_path: Path, overrides: list[str], *, serve: bool = True,
                  sagemaker: bool = False, console: Console | None = None) -> RunOutcome:
     console = console or Console(stderr=True)
     recipe = load_recipe(recipe_path, overrides)
-    if sagemaker:
-        raise GenaiError("--sagemaker: SageMaker training is not available in this version yet",
-                         hint="run `genai run` without --sagemaker to train locally")
     run = resumable_run(recipe)
     stages = stages_of(run) if run else {}
     if run is not None and (run / MANIFEST).exists() and "train" not in stages:  # trained by `genai train`
@@ -107,9 +122,12 @@ def run_pipeline(recipe_path: Path, overrides: list[str], *, serve: bool = True,
         from genai.train.launch import start_training
 
         t0 = time.perf_counter()
-        result = start_training(recipe, resume=run is not None, run_dir=run)
-        run = getattr(result, "run_dir", result)
-        _mark(run, "train", "done", time.perf_counter() - t0)
+        if sagemaker:
+            run = train_on_sagemaker(recipe, console)
+        else:
+            result = start_training(recipe, resume=run is not None, run_dir=run)
+            run = getattr(result, "run_dir", result)
+        _mark(run, "train", "done", time.perf_counter() - t0, where="sagemaker" if sagemaker else "local")
     manifest = read_manifest(run)
 
     # 2. eval (base and fine-tuned)

@@ -111,6 +111,7 @@ class TrainSection(Section):
     eval_steps: int | None = Field(None, ge=1, description="Eval loss every N steps (and at the end).")
     save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps.")
     save_total_limit: int = Field(2, ge=1, description="Keep the last K checkpoints.")
+    checkpoint_dir: str | None = Field(None, description="Default RUN/checkpoints (SageMaker: /opt/ml/checkpoints).")
     merge: bool = Field(False, description="Also write a standalone merged model (LoRA only).")
     exact_match: ExactMatchSection = Field(default_factory=ExactMatchSection)
     distributed: DistributedSection = Field(default_factory=DistributedSection)
@@ -179,6 +180,43 @@ class TrackingSection(Section):
     tensorboard: bool = Field(False, description="Write TensorBoard event files to RUN/tensorboard.")
 
 
+class DeploySection(Section):
+    instance_type: str = "ml.g5.2xlarge"
+    instance_count: int = Field(1, ge=1)
+    image: str | None = Field(None, description="Serving image; default: the AWS vLLM container for the region.")
+    vllm_version: str = "0.30.0"
+    artifact: Literal["adapter", "merged"] = Field("merged", description="merged is one model; adapter = base + LoRA.")
+    max_model_len: int | None = Field(None, ge=16)
+    endpoint_name: str | None = None
+    inference_ami_version: str | None = "al2-ami-sagemaker-inference-gpu-3-1"
+
+
+class SageMakerSection(Section):
+    role: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+", description="Execution role ARN.")
+    bucket: str | None = Field(None, description="S3 bucket for code, data channels and outputs.")
+    prefix: str = Field("genai", description="Key prefix inside the bucket.")
+    region: str | None = None
+    instance_type: str = "ml.g5.2xlarge"
+    instance_count: int = Field(1, ge=1)
+    volume_gb: int = Field(100, ge=1)
+    max_runtime_s: int = Field(24 * 3600, ge=60)
+    spot: bool = False
+    max_wait_s: int | None = Field(None, ge=60, description="Spot: total wait including interruptions.")
+    image: str | None = Field(None, description="Training image; default: the Hugging Face PyTorch training DLC.")
+    transformers_version: str = "4.56.2"
+    pytorch_version: str = "2.8.0"
+    py_version: str = "py312"
+    tags: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict)
+    deploy: DeploySection = Field(default_factory=DeploySection)
+
+    @model_validator(mode="after")
+    def _spot_wait(self) -> "SageMakerSection":
+        if self.spot and self.max_wait_s is not None and self.max_wait_s < self.max_runtime_s:
+            raise ValueError("max_wait_s must be at least max_runtime_s for spot training")
+        return self
+
+
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Names the run folder.")
     description: str | None = None
@@ -189,6 +227,7 @@ class Recipe(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    sagemaker: SageMakerSection = Field(default_factory=SageMakerSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
 
     def public_dump(self) -> dict:

@@ -29,7 +29,8 @@ def resolve_resume(recipe: Recipe, run_dir: Path | None, checkpoint: Path | None
                          hint="drop --resume to start a new run")
     if is_complete(run_dir):
         raise GenaiError(f"--resume: {run_dir} already finished", hint="start a new run without --resume")
-    ckpts = list_checkpoints(run_dir / "checkpoints")
+    ckpt_root = Path(recipe.train.checkpoint_dir) if recipe.train.checkpoint_dir else run_dir / "checkpoints"
+    ckpts = list_checkpoints(ckpt_root)
     return run_dir, (ckpts[-1] if ckpts else None)
 
 

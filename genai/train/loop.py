@@ -136,7 +136,7 @@ def train(recipe: Recipe, run_dir: Path, resume_from: Path | None = None, *, ver
                               num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    ckpt_root = run_dir / "checkpoints"
+    ckpt_root = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else run_dir / "checkpoints"
     state = TrainState()
     if resume_from is not None:
         state = checkpoint.load(resume_from, accelerator, model, optimizer, scheduler)
