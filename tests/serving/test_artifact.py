@@ -46,9 +46,13 @@ def test_lora_rank_rounds_up_to_what_vllm_accepts(tmp_path):
     assert artifact.resolve(str(tmp_path))[0].lora_rank == 16
 
 
-def test_merged_requested_but_missing(quickstart_run):
+def test_merged_requested_but_missing(quickstart_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"  # a copy without merged/ (other tests may have merged the shared run)
+    shutil.copytree(quickstart_run, run, ignore=shutil.ignore_patterns("merged", "checkpoints", "eval"))
     with pytest.raises(GenaiError, match="no merged model"):
-        artifact.resolve(str(quickstart_run), ["serve.artifact=merged"])
+        artifact.resolve(str(run), ["serve.artifact=merged"])
 
 
 def test_unknown_target_is_exit_2(tmp_path):
