@@ -23,7 +23,7 @@ class Record:
     origin: str  # "path:line" or "hub-id[split]#index"
 
 
-def _read_jsonl(path: Path) -> Iterator[Record]:
+def read_jsonl(path: Path) -> Iterator[Record]:
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -66,7 +66,7 @@ def _read_parquet(path: Path) -> Iterator[Record]:
         yield Record(row, f"{path}#row{i}")
 
 
-READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+READERS = {".jsonl": read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
 
 
 def local_files(path: Path) -> list[Path]:

@@ -12,20 +12,16 @@ from genai.serving.server import has_cuda, require_vllm, resolve_dtype
 
 
 def read_prompts(path: Path) -> list[dict]:
+    """JSONL prompts: {"prompt": text} or {"messages": [...]} per line (errors name file:line)."""
+    from genai.data.sources import read_jsonl
+
+    if not path.is_file():
+        raise GenaiError(f"--input {path}: file not found")
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise GenaiError(f"--input {path}: file not found") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise GenaiError(f"{path}:{n}: malformed JSON: {exc.msg}") from None
-        if not isinstance(row, dict) or not (isinstance(row.get("prompt"), str) or isinstance(row.get("messages"), list)):
-            raise GenaiError(f"{path}:{n}: each line needs 'prompt' (text) or 'messages' (chat)")
+    for rec in read_jsonl(path):
+        row = rec.data
+        if not (isinstance(row.get("prompt"), str) or isinstance(row.get("messages"), list)):
+            raise GenaiError(f"{rec.origin}: each line needs 'prompt' (text) or 'messages' (chat)")
         rows.append(row)
     if not rows:
         raise GenaiError(f"--input {path}: no prompts")
