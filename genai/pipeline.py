@@ -205,7 +205,12 @@ def track_run(recipe: Recipe, run: Path, eval_rows: list[dict]) -> None:
             replay_metrics(tracker, run / "metrics.jsonl")
             tracker.log_eval(eval_rows)
             tracker.log_artifact_path(run / read_manifest(run).get("artifact", {}).get("path", "adapter"))
-    make_plots(run)
+    from genai.errors import MissingExtraError
+
+    try:
+        make_plots(run)
+    except MissingExtraError as exc:  # plots are optional; the report says how to get them
+        Console(stderr=True).print(f"no plots: {exc.message} ({exc.hint})")
     write_model_card(run)
     write_report(run)
 
