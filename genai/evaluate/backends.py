@@ -67,7 +67,7 @@ def vllm(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSectio
 
 
 @contextlib.contextmanager
-def _api_key(env_name: str, key: str | None):
+def _api_key(key: str | None):
     """lm-eval's API models read OPENAI_API_KEY; set it only while they run (never in model_args,
     which lm-eval writes into its results)."""
     old = os.environ.get("OPENAI_API_KEY")
@@ -101,7 +101,7 @@ def endpoint(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSe
         common = {"model": name, "tokenizer": str(target.artifact_dir), "tokenizer_backend": "huggingface",
                   "num_concurrent": ep.num_concurrent, "max_retries": 1, "timeout": int(ep.timeout_s),
                   "seed": cfg.seed, "trust_remote_code": target.trust_remote_code}
-        with _api_key(ep.api_key_env, key):
+        with _api_key(key):
             if ep.chat:
                 yield "local-chat-completions", {**common, "base_url": f"{base_url}/chat/completions"}
             else:

@@ -4,11 +4,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from genai.evaluate.results import format_row
 from genai.evaluate.runner import EvalReport
-
-
-def _f(x) -> str:
-    return "-" if x is None else f"{x:.4f}"
 
 
 def print_report(report: EvalReport, console: Console | None = None) -> None:
@@ -17,8 +14,7 @@ def print_report(report: EvalReport, console: Console | None = None) -> None:
     for col in ("task", "metric", "base", "fine-tuned", "delta", "stderr"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right", no_wrap=True)
     for r in report.rows:
-        delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
-        table.add_row(r["task"], r["metric"], _f(r["base"]), _f(r["tuned"]), delta, _f(r["stderr"]))
+        table.add_row(*format_row(r))
     console.print(table)
     for v in report.verdicts:
         console.print(f"gate {'PASS' if v.passed else 'FAIL'}: {v.detail}")

@@ -34,12 +34,15 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def format_row(r: dict) -> list[str]:
+    """task, metric, base, fine-tuned, delta, stderr as printed (terminal and Markdown alike)."""
+    delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
+    return [r["task"], r["metric"], _fmt(r["base"]), _fmt(r["tuned"]), delta, _fmt(r["stderr"])]
+
+
 def table_markdown(rows: list[dict]) -> str:
     lines = ["| task | metric | base | fine-tuned | delta | stderr |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
-        lines.append(f"| {r['task']} | {r['metric']} | {_fmt(r['base'])} | {_fmt(r['tuned'])} | {delta} | "
-                     f"{_fmt(r['stderr'])} |")
+    lines += ["| " + " | ".join(format_row(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
