@@ -97,6 +97,12 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
     return cmd + list(serve.extra_args)
 
 
+# On CPU, "0" makes vLLM's engine process run the model itself instead of handing it to one more
+# worker process, which vLLM pins to all cores but one: on a 2-core machine that worker computed on
+# a single core. Measured (bench P2, medium model): start 21 s -> 15 s, fp32 370 -> 649 tok/s.
+CPU_ENGINE_MULTIPROCESSING = "0"
+
+
 def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
     env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("VLLM_API_KEY", None)
@@ -105,6 +111,7 @@ def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
         env["VLLM_API_KEY"] = key  # by environment, never on the command line (visible in ps)
     if not gpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{serve.kv_cache_gib:g}")
+        env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", CPU_ENGINE_MULTIPROCESSING)
     return env
 
 

@@ -34,6 +34,10 @@ def test_api_key_goes_by_environment_never_argv(quickstart_run, monkeypatch):
     assert "s3cret" not in " ".join(build_command(tgt, serve, 8000, gpu=False))
     env = server_env(serve, gpu=False)
     assert env["VLLM_API_KEY"] == "s3cret" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    # CPU: the engine process computes itself on every core (no extra worker pinned to one).
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in server_env(serve, gpu=True)
     monkeypatch.delenv("GENAI_API_KEY")
     assert "VLLM_API_KEY" not in server_env(ServeSection(), gpu=False)
     from pydantic import SecretStr
