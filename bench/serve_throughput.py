@@ -1,7 +1,12 @@
 """P2: `genai serve` output tokens/s vs transformers `generate` (batched) and vs a raw vLLM server.
 
 64 chat prompts x 64 new tokens (EOS ignored so every request makes exactly 64), greedy, on the
-same quickstart artifact (base + LoRA adapter). Also reports server start time.
+same quickstart artifact. Rows:
+- transformers generate on the merged model, fp32 (the artifact's dtype) and bf16: the baseline;
+- genai serve with its defaults (base + LoRA adapter by name, fp32 on CPU: exact, parity-tested);
+- genai serve set for throughput (serve.artifact=merged, serve.dtype=bfloat16);
+- a raw vLLM server with the same model, flags and environment as genai's default (overhead), and
+  once more with vLLM's own CPU executor default (what genai's engine setting changes).
 The tiny model (374k parameters) measures per-token engine overhead, where transformers wins;
 `--size medium` builds an ~85M-parameter Llama with the same tokenizer and a random LoRA adapter
 (weights don't matter for throughput), where the engines' real work dominates.
@@ -66,21 +71,30 @@ def prompts() -> list[list[dict]]:
     return [[{"role": "user", "content": r["instruction"]}] for r in rows[:N]]
 
 
-def bench_transformers(run: Path) -> float:
+def merged_model(run: Path) -> Path:
+    from genai.train.export import merge_adapter
+
+    merged = run / "merged"
+    if not (merged / "config.json").exists():
+        merge_adapter(run / "adapter", merged)
+    return merged
+
+
+def bench_transformers(model_dir: Path, dtype: str, device: str = "cpu") -> float:
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    adapter = run / "adapter"
-    base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
-    tok = AutoTokenizer.from_pretrained(adapter, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts()]
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    start = time.perf_counter()
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     with torch.no_grad():
+        model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)  # warm-up
+        start = time.perf_counter()
         out = model.generate(**enc, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
                              pad_token_id=tok.pad_token_id)
+        if device == "cuda":
+            torch.cuda.synchronize()
     secs = time.perf_counter() - start
     assert out.shape[1] - enc["input_ids"].shape[1] == NEW
     return N * NEW / secs
@@ -100,29 +114,32 @@ async def _load(url: str, model: str) -> float:
     return toks / secs
 
 
-def bench_genai(run: Path) -> tuple[float, float]:
+def bench_genai(target: Path, overrides: list[str]) -> tuple[float, float]:
     from genai.serving.artifact import resolve
     from genai.serving.server import Server
 
-    target = run if (run / "manifest.json").exists() else run / "adapter"
-    tgt, serve, _ = resolve(str(target), ["serve.port=0", "serve.served_name=quickstart"])
+    tgt, serve, _ = resolve(str(target), ["serve.port=0", "serve.served_name=quickstart", *overrides])
     start = time.perf_counter()
     with Server(tgt, serve) as server:
         ready = time.perf_counter() - start
-        asyncio.run(_load(server.base_url, "quickstart"))  # warm-up
-        return asyncio.run(_load(server.base_url, "quickstart")), ready
+        asyncio.run(_load(server.base_url, tgt.default_name))  # warm-up
+        return asyncio.run(_load(server.base_url, tgt.default_name)), ready
 
 
-def bench_raw_vllm(run: Path) -> tuple[float, float]:
-    """The same engine started by hand, the way a vLLM user would, without genai."""
+def bench_raw_vllm(run: Path, *, vllm_executor_default: bool) -> tuple[float, float]:
+    """The same engine started by hand, the way a vLLM user would, without genai: the command genai
+    builds, spelled out; either with genai's CPU engine setting or with vLLM's own default."""
     import httpx
 
-    from genai.serving.server import free_port
+    from genai.serving.server import CPU_ENGINE_MULTIPROCESSING, free_port
 
     adapter = run / "adapter"
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     port = free_port()
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    if not vllm_executor_default:
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = CPU_ENGINE_MULTIPROCESSING
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", base,
                              "--port", str(port), "--host", "127.0.0.1", "--dtype", "float32", "--enforce-eager",
@@ -158,21 +175,37 @@ def main() -> None:
         run = medium_adapter(Path(tempfile.mkdtemp(prefix="genai-bench-")))
     else:
         run = quickstart_run(args.run)
-    hf = bench_transformers(run)
-    raw, raw_start = bench_raw_vllm(run)
-    ours, our_start = bench_genai(run)
-    print(f"{'engine':22} {'out tok/s':>10} {'start s':>8}")
-    print(f"{'transformers generate':22} {hf:>10.0f} {'-':>8}")
-    print(f"{'raw vLLM server':22} {raw:>10.0f} {raw_start:>8.1f}")
-    print(f"{'genai serve':22} {ours:>10.0f} {our_start:>8.1f}")
-    print(f"genai serve / transformers: {ours / hf:.2f}x (target >= 2x); genai / raw vLLM: {ours / raw:.3f} "
-          f"(overhead {100 * (1 - ours / raw):+.1f}%, target <= 5%)")
+    merged = merged_model(run)
+    adapter_target = run if (run / "manifest.json").exists() else run / "adapter"
+    rows = {  # name: (out tok/s, start s)
+        "transformers generate fp32": (bench_transformers(merged, "float32"), None),
+        "transformers generate bf16": (bench_transformers(merged, "bfloat16"), None),
+        "raw vLLM, vLLM's CPU default": bench_raw_vllm(run, vllm_executor_default=True),
+        "raw vLLM, genai's settings": bench_raw_vllm(run, vllm_executor_default=False),
+        "genai serve (default)": bench_genai(adapter_target, []),
+        "genai serve (throughput)": bench_genai(merged, ["serve.dtype=bfloat16"]),
+    }
+    print(f"{'engine':30} {'out tok/s':>10} {'start s':>8}")
+    for name, (tps, ready) in rows.items():
+        print(f"{name:30} {tps:>10.0f} {'-' if ready is None else f'{ready:.1f}':>8}")
+    hf32, hf16 = rows["transformers generate fp32"][0], rows["transformers generate bf16"][0]
+    exact, fast = rows["genai serve (default)"][0], rows["genai serve (throughput)"][0]
+    raw, raw_default = rows["raw vLLM, genai's settings"][0], rows["raw vLLM, vLLM's CPU default"][0]
+    print(f"genai serve (throughput) / transformers fp32: {fast / hf32:.2f}x (target >= 2x); "
+          f"/ transformers bf16: {fast / hf16:.2f}x; genai serve (default) / transformers fp32: {exact / hf32:.2f}x")
+    print(f"genai / raw vLLM with the same settings: {exact / raw:.3f} (overhead {100 * (1 - exact / raw):+.1f}%, "
+          f"target <= 5%); genai's CPU engine setting vs vLLM's default: {raw / raw_default:.2f}x")
     from bench.common import record
 
+    model = "tiny-llama (374k)" if args.size == "tiny" else "medium Llama (~85M)"
+    starts = [rows[k][1] for k in ("genai serve (default)", "raw vLLM, genai's settings", "raw vLLM, vLLM's CPU default")]
     record("P2 serve output tok/s (64 prompts x 64 tokens)",
-           f"{'tiny-llama (374k)' if args.size == 'tiny' else 'medium Llama (~85M)'} + LoRA r16, CPU: genai serve {ours:.0f} tok/s vs transformers generate {hf:.0f} = "
-           f"**{ours / hf:.2f}x**; vs raw vLLM {raw:.0f} tok/s = {ours / raw:.3f}; start {our_start:.1f} s "
-           f"(raw {raw_start:.1f} s)")
+           f"{model}, CPU: genai serve throughput (merged, bf16) {fast:.0f} tok/s vs transformers generate fp32 "
+           f"{hf32:.0f} = **{fast / hf32:.2f}x** (vs transformers bf16 {hf16:.0f}: {fast / hf16:.2f}x); genai serve "
+           f"default (LoRA by name, fp32) {exact:.0f} tok/s = {exact / hf32:.2f}x; vs raw vLLM same settings "
+           f"{raw:.0f} tok/s = {exact / raw:.3f}; raw vLLM with its CPU default executor {raw_default:.0f} tok/s "
+           f"(genai's setting {raw / raw_default:.2f}x); start genai {starts[0]:.1f} s, raw same settings "
+           f"{starts[1]:.1f} s, raw default {starts[2]:.1f} s")
 
 
 if __name__ == "__main__":
