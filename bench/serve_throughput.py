@@ -63,6 +63,7 @@ def medium_adapter(work: Path) -> Path:
     peft = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
     peft.save_pretrained(adapter)
     tok.save_pretrained(adapter)
+    model.generation_config.save_pretrained(adapter)  # as genai's artifacts carry it (merging reads it)
     return adapter.parent
 
 
