@@ -53,14 +53,17 @@ data:
   max_length: 2048
 lora: {{r: 16, alpha: 32, dropout: 0.0}}
 train: {{output_dir: {work / 'runs'}, max_steps: {args.steps}, micro_batch_size: 4, learning_rate: 2.0e-4,
-        mixed_precision: {'bf16' if gpu_here else 'no'}, logging_steps: 10, exact_match: {{limit: 0}}}}
+        mixed_precision: "{'bf16' if gpu_here else 'no'}", logging_steps: 10, exact_match: {{limit: 0}}}}
 serve: {{max_model_len: 2048}}
 """)
-    result = start_training(load_recipe(work / "r.yaml"), verbose=True)
+    recipe = load_recipe(work / "r.yaml")
+    result = start_training(recipe, verbose=True)
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     tps = manifest["tokens"] / manifest["train_seconds"]
+    from genai.models import resolve_model_path
+
     n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(
-        args.model, dtype=torch.bfloat16).parameters())
+        resolve_model_path(recipe.model), dtype=torch.bfloat16).parameters())
     gpu = torch.cuda.get_device_name(0) if gpu_here else "CPU"
     peak = peak_flops(gpu)
     mfu = 4 * n_params * tps / peak if peak else None
@@ -71,8 +74,14 @@ serve: {{max_model_len: 2048}}
     device = "cuda" if gpu_here else "cpu"
     merged = st.merged_model(result.run_dir)
     hf = st.bench_transformers(merged, "bfloat16", device=device)
-    lora, start = st.bench_genai(result.run_dir, ["serve.dtype=bfloat16"])
-    fast, _ = st.bench_genai(merged, ["serve.dtype=bfloat16"])
+    if gpu_here:  # hand training's and generate's cached GPU memory back before vLLM sizes its share
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()
+    settings = ["serve.dtype=bfloat16", "serve.gpu_memory_utilization=0.5"]
+    lora, start = st.bench_genai(result.run_dir, settings)
+    fast, _ = st.bench_genai(merged, settings)
     print(f"serve: genai (LoRA by name) {lora:,.0f} tok/s, genai (merged) {fast:,.0f} tok/s vs transformers "
           f"{hf:,.0f} tok/s = {lora / hf:.2f}x / {fast / hf:.2f}x; start {start:.1f} s")
     if not gpu_here:
