@@ -47,16 +47,12 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
 @register("vllm")
 def vllm(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
     from genai.evaluate.vllm_compat import ensure_vllm_metadata
-    from genai.serving.server import CPU_ENGINE_MULTIPROCESSING, has_cuda, require_vllm
+    from genai.serving.server import has_cuda, require_vllm, set_offline_engine_env
 
     require_vllm()
     ensure_vllm_metadata()
     gpu = has_cuda()
-    if not gpu:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{serve.kv_cache_gib:g}")
-        # Run the engine in this process: on CPU, vLLM otherwise spawns an engine process and a
-        # worker process, each importing torch and vLLM again (bench P3: the quickstart eval 57 s -> 23 s).
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", CPU_ENGINE_MULTIPROCESSING)
+    set_offline_engine_env(serve, gpu=gpu)
     target = tuned_target(target, gpu=gpu) if which == "tuned" else base_target(target)
     args = {"pretrained": target.model, "tokenizer": str(target.artifact_dir), "dtype": _cpu_dtype(target, serve),
             "trust_remote_code": target.trust_remote_code, "seed": cfg.seed,

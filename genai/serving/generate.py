@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from genai.errors import GenaiError
 from genai.runs import atomic_write_text
 from genai.serving.artifact import resolve
-from genai.serving.server import has_cuda, require_vllm, resolve_dtype
+from genai.serving.server import has_cuda, require_vllm, resolve_dtype, set_offline_engine_env
 
 
 def read_prompts(path: Path) -> list[dict]:
@@ -33,9 +32,7 @@ def generate_file(target: str, overrides: list[str], input: Path, output: Path, 
     rows = read_prompts(input)
     require_vllm()
     tgt, serve, _ = resolve(target, overrides)
-    if not has_cuda():
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{serve.kv_cache_gib:g}")
-    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    set_offline_engine_env(serve, gpu=has_cuda())
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
