@@ -99,7 +99,7 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
 
 # On CPU, "0" makes vLLM's engine process run the model itself instead of handing it to one more
 # worker process, which vLLM pins to all cores but one: on a 2-core machine that worker computed on
-# a single core. Measured (bench P2, medium model): start 21 s -> 15 s, fp32 370 -> 649 tok/s.
+# a single core. Measured (bench P2, medium model without LoRA): start 21 s -> 15 s, fp32 370 -> 649 tok/s.
 CPU_ENGINE_MULTIPROCESSING = "0"
 
 

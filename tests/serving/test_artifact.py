@@ -34,15 +34,20 @@ def test_api_key_goes_by_environment_never_argv(quickstart_run, monkeypatch):
     assert "s3cret" not in " ".join(build_command(tgt, serve, 8000, gpu=False))
     env = server_env(serve, gpu=False)
     assert env["VLLM_API_KEY"] == "s3cret" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
-    # CPU: the engine process computes itself on every core (no extra worker pinned to one).
-    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
-    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
-    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in server_env(serve, gpu=True)
     monkeypatch.delenv("GENAI_API_KEY")
     assert "VLLM_API_KEY" not in server_env(ServeSection(), gpu=False)
     from pydantic import SecretStr
 
     assert server_env(ServeSection(api_key=SecretStr("k")), gpu=False)["VLLM_API_KEY"] == "k"
+
+
+def test_cpu_engine_computes_in_the_engine_process_unless_the_user_says_otherwise(monkeypatch):
+    # vLLM's default on CPU adds a worker process pinned to all cores but one (bench P2/P3).
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    assert server_env(ServeSection(), gpu=False)["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in server_env(ServeSection(), gpu=True)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    assert server_env(ServeSection(), gpu=False)["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"
 
 
 def test_lora_rank_rounds_up_to_what_vllm_accepts(tmp_path):
