@@ -170,8 +170,8 @@ def bench_genai(target: Path, overrides: list[str]) -> tuple[float, float]:
 
 
 def bench_raw_vllm(run: Path, *, vllm_executor_default: bool) -> tuple[float, float]:
-    """The same engine started by hand, the way a vLLM user would, without genai: the command genai
-    builds, spelled out; either with genai's CPU engine setting or with vLLM's own default."""
+    """The same engine started by hand, the way a vLLM user would, without genai (the flags such a
+    user would write for this artifact), either with genai's CPU engine setting or with vLLM's default."""
     from genai.serving.server import CPU_ENGINE_MULTIPROCESSING, free_port
 
     adapter = run / "adapter"
@@ -194,11 +194,19 @@ def main() -> None:
     ap.add_argument("--size", choices=["tiny", "medium"], default="tiny")
     args = ap.parse_args()
     if args.size == "medium":
+        import shutil
         import tempfile
 
-        run = medium_adapter(Path(tempfile.mkdtemp(prefix="genai-bench-")))
+        work = Path(tempfile.mkdtemp(prefix="genai-bench-"))
+        try:
+            measure(medium_adapter(work), args.size)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # ~0.7 GB of random weights
     else:
-        run = quickstart_run(args.run)
+        measure(quickstart_run(args.run), args.size)
+
+
+def measure(run: Path, size: str) -> None:
     merged = merged_model(run)
     adapter_target = run if (run / "manifest.json").exists() else run / "adapter"
     rows = {  # name: (out tok/s, start s)
@@ -221,7 +229,7 @@ def main() -> None:
           f"target <= 5%); genai's CPU engine setting vs vLLM's default: {raw / raw_default:.2f}x")
     from bench.common import record
 
-    model = "tiny-llama (374k)" if args.size == "tiny" else "medium Llama (~85M)"
+    model = "tiny-llama (374k)" if size == "tiny" else "medium Llama (~85M)"
     starts = [rows[k][1] for k in ("genai serve (default)", "raw vLLM, genai's settings", "raw vLLM, vLLM's CPU default")]
     record("P2 serve output tok/s (64 prompts x 64 tokens)",
            f"{model}, CPU: genai serve throughput (merged, bf16) {fast:.0f} tok/s vs transformers generate fp32 "
