@@ -103,26 +103,29 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
 CPU_ENGINE_MULTIPROCESSING = "0"
 
 
+def engine_defaults(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
+    """vLLM settings genai chooses unless the environment already sets them."""
+    if gpu:
+        return {}
+    return {"VLLM_CPU_KVCACHE_SPACE": f"{serve.kv_cache_gib:g}",  # else vLLM asks for 92% of RAM
+            "VLLM_ENABLE_V1_MULTIPROCESSING": CPU_ENGINE_MULTIPROCESSING}
+
+
 def set_offline_engine_env(serve: ServeSection, *, gpu: bool) -> None:
     """Environment for vLLM's LLM class in this process (genai generate, eval's vllm backend). On CPU
     the engine then runs here: otherwise vLLM spawns an engine and a worker process, each importing
-    torch and vLLM again (bench P3: a quickstart eval 57 s -> 23 s). Settings already in the
-    environment win."""
-    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-    if not gpu:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{serve.kv_cache_gib:g}")
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", CPU_ENGINE_MULTIPROCESSING)
+    torch and vLLM again (bench P3: a quickstart eval 57 s -> 23 s)."""
+    for name, value in {"VLLM_NO_USAGE_STATS": "1", **engine_defaults(serve, gpu=gpu)}.items():
+        os.environ.setdefault(name, value)
 
 
 def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
-    env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**engine_defaults(serve, gpu=gpu), **os.environ,
+           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("VLLM_API_KEY", None)
     key = api_key(serve)
     if key:
         env["VLLM_API_KEY"] = key  # by environment, never on the command line (visible in ps)
-    if not gpu:
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{serve.kv_cache_gib:g}")
-        env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", CPU_ENGINE_MULTIPROCESSING)
     return env
 
 
