@@ -140,7 +140,7 @@ def train(recipe: Recipe, run_dir: Path, resume_from: Path | None = None, *, ver
     state = TrainState()
     if resume_from is not None:
         state = checkpoint.load(resume_from, accelerator, model, optimizer, scheduler)
-    progress = Progress(total_steps, state.step, run_dir / "metrics.jsonl", enabled=main and verbose)
+    progress = Progress(total_steps, state.step, run_dir / "metrics.jsonl" if main else None, enabled=main and verbose)
     progress.message(f"data: {data.stats['train']['samples']} train samples -> {len(rows)} rows "
                      f"({'packed' if packing else 'padded'}), cache {'hit' if data.cache_hit else 'built'}; "
                      f"{total_steps} steps on {world} process(es), {accelerator.device}")

@@ -7,7 +7,10 @@ from pathlib import Path
 
 
 class Progress:
-    def __init__(self, total: int, start: int, metrics_path: Path, enabled: bool):
+    """Console output when `enabled`; the metrics file whenever it has a path (quiet runs keep
+    their metrics: reports, plots and benchmarks read them)."""
+
+    def __init__(self, total: int, start: int, metrics_path: Path | None, enabled: bool):
         self.total, self.enabled = total, enabled
         self.metrics_path = metrics_path
         self._bar = None
@@ -21,7 +24,7 @@ class Progress:
             self._bar.start()
 
     def log(self, record: dict) -> None:
-        if not self.enabled:
+        if self.metrics_path is None:
             return
         with self.metrics_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")

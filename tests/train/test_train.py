@@ -14,6 +14,14 @@ def metrics(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_quiet_training_prints_nothing_but_keeps_its_metrics(small_recipe, capsys):
+    recipe = load_recipe(small_recipe, ["train.max_steps=10", "train.exact_match.limit=0"])
+    run = start_training(recipe, verbose=False).run_dir
+    out = capsys.readouterr()
+    assert "step" not in out.out + out.err
+    assert [m["step"] for m in metrics(run) if "loss" in m] == [5, 10]
+
+
 def test_lora_training_loss_drops_and_artifact_is_self_describing(small_recipe):
     result = start_training(load_recipe(small_recipe), verbose=True)
     run = result.run_dir
