@@ -2,8 +2,10 @@
 
 Same tiny model, same tokenized samples (genai's preprocessing feeds both), same LoRA config,
 seed, learning rate and schedule, one epoch each, one thread each, in separate processes.
-Reports non-padding tokens/s, peak RSS, and held-out loss after the epoch (loss curves must
-agree within noise). Usage: python bench/train_throughput.py [--samples 3000]
+Reports non-padding tokens/s, peak RSS, held-out loss after the epoch, and the training loss curves
+side by side: each engine logs a windowed mean every 10 steps; the windows are averaged per quarter of
+the epoch (steps differ: genai packs), so the curves can be compared where both have seen the same
+share of the data. Usage: python bench/train_throughput.py [--samples 3000]
 """
 from __future__ import annotations
 
@@ -81,8 +83,10 @@ def run_genai(recipe_path: Path) -> dict:
     recipe = load_recipe(recipe_path)
     result = start_training(recipe, verbose=False)
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    logged = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     return {"seconds": manifest["train_seconds"], "tokens": manifest["data"]["train"]["tokens"],
-            "eval_loss": result.eval_loss, "steps": manifest["steps"]}
+            "eval_loss": result.eval_loss, "steps": manifest["steps"],
+            "curve": [(m["step"] / manifest["steps"], m["loss"]) for m in logged if "loss" in m]}
 
 
 def run_hf(recipe_path: Path, batch: int) -> dict:
@@ -114,7 +118,13 @@ def run_hf(recipe_path: Path, batch: int) -> dict:
     out = trainer.train()
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "tokens": int(data.stats["train"]["tokens"]), "steps": out.global_step,
-            "eval_loss": heldout_loss(model, data.eval, tok)}
+            "eval_loss": heldout_loss(model, data.eval, tok),
+            "curve": [(m["step"] / out.global_step, m["loss"]) for m in trainer.state.log_history if "loss" in m]}
+
+
+def quarter_windows(curve: list[tuple[float, float]]) -> list[list[float]]:
+    """The logged (windowed) training losses falling in each quarter of the epoch."""
+    return [[loss for frac, loss in curve if q / 4 < frac <= (q + 1) / 4] for q in range(4)]
 
 
 def main() -> None:
@@ -153,6 +163,15 @@ def main() -> None:
     for k in ("hf", "genai"):
         v = results[k]
         print(f"{k:8} {v['steps']:>6} {v['seconds']:>8.1f} {tps[k]:>9.0f} {v['peak_rss_mb']:>8.0f} {v['eval_loss']:>13.4f}")
+    import statistics
+
+    windows = {k: quarter_windows(results[k]["curve"]) for k in ("hf", "genai")}
+    curves = {k: [statistics.mean(w) for w in ws] for k, ws in windows.items()}
+    # Noise: how much the logged windows of one engine scatter within a quarter.
+    noise = [statistics.stdev(w) for w in windows["hf"]]
+    print("training loss by quarter of the epoch (hf / genai / hf's window-to-window spread): " + "; ".join(
+        f"Q{i + 1} {a:.3f} / {b:.3f} / ±{n:.3f}" for i, (a, b, n) in
+        enumerate(zip(curves["hf"], curves["genai"], noise))))
     ratio = tps["genai"] / tps["hf"]
     print(f"speed-up genai/hf: {ratio:.2f}x  (target >= 2x); memory genai/hf: "
           f"{g['peak_rss_mb'] / hf['peak_rss_mb']:.2f}; loss genai-hf: {g['eval_loss'] - hf['eval_loss']:+.4f}")
@@ -161,7 +180,9 @@ def main() -> None:
     record("P1/M1 train tokens/s vs HF Trainer+PEFT (padding)",
            f"{args.samples} length-skewed samples, 1 epoch, tiny-llama LoRA r16, 1 thread: genai {tps['genai']:.0f} "
            f"tok/s vs {tps['hf']:.0f} tok/s = **{ratio:.2f}x**; peak RSS {g['peak_rss_mb']:.0f} vs "
-           f"{hf['peak_rss_mb']:.0f} MB; held-out loss {g['eval_loss']:.4f} vs {hf['eval_loss']:.4f}")
+           f"{hf['peak_rss_mb']:.0f} MB; held-out loss {g['eval_loss']:.4f} vs {hf['eval_loss']:.4f}; training loss "
+           f"by quarter genai {' / '.join(f'{x:.3f}' for x in curves['genai'])} vs hf "
+           f"{' / '.join(f'{x:.3f}' for x in curves['hf'])} (hf window spread ±{' / '.join(f'{x:.3f}' for x in noise)})")
 
 
 if __name__ == "__main__":
