@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,8 +25,6 @@ TASK = "quickstart_addition"
 
 
 def timed(cmd: list[str], env: dict | None = None) -> float:
-    import os
-
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     secs = time.perf_counter() - start
