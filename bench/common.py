@@ -1,4 +1,5 @@
 """Shared bench helpers: machine description and the dated RESULTS.md line."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,13 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = ""
     try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10).stdout.strip().replace("\n", ", ")
+        gpu = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+            )
+            .stdout.strip()
+            .replace("\n", ", ")
+        )
     except (OSError, subprocess.TimeoutExpired):
         pass
     return f"{os.cpu_count()} cores {cpu}, {mem:.0f} GiB RAM, {gpu or 'no GPU'}"
@@ -32,8 +38,10 @@ def machine() -> str:
 def record(name: str, text: str) -> None:
     line = f"| {date.today().isoformat()} | {name} | {machine()} | {text} |\n"
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nAppended by the scripts in bench/ (one line a run).\n\n"
-                           "| date | bench | machine | result |\n|---|---|---|---|\n")
+        RESULTS.write_text(
+            "# Benchmark results\n\nAppended by the scripts in bench/ (one line a run).\n\n"
+            "| date | bench | machine | result |\n|---|---|---|---|\n"
+        )
     with RESULTS.open("a") as fh:
         fh.write(line)
     print(line.strip())

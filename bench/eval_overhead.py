@@ -7,6 +7,7 @@ show what genai's in-process engine setting saves; the whole quickstart eval (ba
 suites) is timed for hf and vllm as well.
 Usage: python bench/eval_overhead.py [--run runs/quickstart/<id>]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,30 @@ def main() -> None:
     adapter = run / "adapter"
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     common = ["eval.baseline=false", f"eval.tasks=[{TASK}]", "eval.gate=[]", "eval.batch_size=32"]
-    raw = timed([str(Path(sys.executable).with_name("lm_eval")), "--model", "hf", "--model_args",
-                 f"pretrained={base},peft={adapter},tokenizer={adapter},dtype=float32", "--tasks", TASK,
-                 "--include_path", str(include), "--apply_chat_template", "--batch_size", "32", "--device", "cpu",
-                 "--seed", "1234"])
+    raw = timed(
+        [
+            str(Path(sys.executable).with_name("lm_eval")),
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={base},peft={adapter},tokenizer={adapter},dtype=float32",
+            "--tasks",
+            TASK,
+            "--include_path",
+            str(include),
+            "--apply_chat_template",
+            "--batch_size",
+            "32",
+            "--device",
+            "cpu",
+            "--seed",
+            "1234",
+        ]
+    )
     ours = {b: timed([GENAI, "eval", str(run), *common, "--backend", b]) for b in ("hf", "vllm", "endpoint")}
-    vllm_default = timed([GENAI, "eval", str(run), *common, "--backend", "vllm"],
-                         env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
+    vllm_default = timed(
+        [GENAI, "eval", str(run), *common, "--backend", "vllm"], env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    )
     full = ["eval.baseline=true", "eval.tasks=[quickstart_addition, addition_mc, tiny_perplexity]", "eval.gate=[]"]
     whole = {b: timed([GENAI, "eval", str(run), *full, "--backend", b]) for b in ("hf", "vllm")}
     print(f"raw lm_eval (hf)   {raw:7.1f} s")
@@ -59,16 +77,20 @@ def main() -> None:
     print(f"genai eval vllm with vLLM's default CPU executor {vllm_default:.1f} s")
     print(f"whole quickstart eval (base + tuned, 3 suites): hf {whole['hf']:.1f} s, vllm {whole['vllm']:.1f} s")
     overhead = ours["hf"] / raw - 1
-    print(f"genai eval overhead vs raw lm_eval: {100 * overhead:+.1f}% (target <= 10%); "
-          f"hf/vllm {ours['hf'] / ours['vllm']:.2f}x, hf/endpoint {ours['hf'] / ours['endpoint']:.2f}x (target >= 1.5x)")
+    print(
+        f"genai eval overhead vs raw lm_eval: {100 * overhead:+.1f}% (target <= 10%); "
+        f"hf/vllm {ours['hf'] / ours['vllm']:.2f}x, hf/endpoint {ours['hf'] / ours['endpoint']:.2f}x (target >= 1.5x)"
+    )
     from bench.common import record
 
-    record("P3 eval wall time (quickstart_addition, 200 items)",
-           f"genai eval hf {ours['hf']:.1f} s vs raw lm_eval {raw:.1f} s = **{100 * overhead:+.1f}%**; vllm "
-           f"{ours['vllm']:.1f} s ({ours['hf'] / ours['vllm']:.2f}x vs hf; with vLLM's default CPU executor "
-           f"{vllm_default:.1f} s), endpoint {ours['endpoint']:.1f} s ({ours['hf'] / ours['endpoint']:.2f}x vs hf; "
-           f"includes server start); whole quickstart eval (base + tuned, 3 suites) hf {whole['hf']:.1f} s, "
-           f"vllm {whole['vllm']:.1f} s")
+    record(
+        "P3 eval wall time (quickstart_addition, 200 items)",
+        f"genai eval hf {ours['hf']:.1f} s vs raw lm_eval {raw:.1f} s = **{100 * overhead:+.1f}%**; vllm "
+        f"{ours['vllm']:.1f} s ({ours['hf'] / ours['vllm']:.2f}x vs hf; with vLLM's default CPU executor "
+        f"{vllm_default:.1f} s), endpoint {ours['endpoint']:.1f} s ({ours['hf'] / ours['endpoint']:.2f}x vs hf; "
+        f"includes server start); whole quickstart eval (base + tuned, 3 suites) hf {whole['hf']:.1f} s, "
+        f"vllm {whole['vllm']:.1f} s",
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Each run is its own process (as two `genai` commands would be), timing `prepare()` alone, so no
 in-process memo helps the second run.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -45,8 +46,10 @@ def main() -> None:
     print(f"first run {cold:.3f} s, second run {warm:.4f} s: {cold / warm:.0f}x (target >= 20x)")
     from bench.common import record
 
-    record("P5 preprocessing cache (quickstart, 6200 samples; separate processes)",
-           f"first {cold:.3f} s, second {warm:.4f} s = **{cold / warm:.0f}x**")
+    record(
+        "P5 preprocessing cache (quickstart, 6200 samples; separate processes)",
+        f"first {cold:.3f} s, second {warm:.4f} s = **{cold / warm:.0f}x**",
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """P6: the README's main job, `genai run recipes/quickstart.yaml`, end to end from an empty
 genai cache (tiny model build, training, eval, gate, serve, sample request, shutdown)."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="genai-bench-e2e-"))
     env = {**os.environ, "GENAI_HOME": str(work / "home")}
     start = time.perf_counter()
-    proc = subprocess.run([str(Path(sys.executable).with_name("genai")), "run", str(ROOT / "recipes" / "quickstart.yaml"),
-                           f"train.output_dir={work / 'runs'}", "serve.port=0"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("genai")),
+            "run",
+            str(ROOT / "recipes" / "quickstart.yaml"),
+            f"train.output_dir={work / 'runs'}",
+            "serve.port=0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     secs = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(proc.stderr[-3000:])

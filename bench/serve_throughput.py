@@ -12,6 +12,7 @@ The tiny model (374k parameters) measures per-token engine overhead, where trans
 (weights don't matter for throughput), where the engines' real work dominates.
 Usage: python bench/serve_throughput.py [--size tiny|medium] [--run runs/quickstart/<id>]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def quickstart_run(arg: Path | None) -> Path:
     runs = sorted((ROOT / "runs" / "quickstart").glob("*/manifest.json"))
     if runs:
         return runs[-1].parent
-    subprocess.run([sys.executable, "-m", "genai.cli", "train", str(ROOT / "recipes" / "quickstart.yaml")],
-                   check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "genai.cli", "train", str(ROOT / "recipes" / "quickstart.yaml")], check=True, cwd=ROOT
+    )
     return sorted((ROOT / "runs" / "quickstart").glob("*/manifest.json"))[-1].parent
 
 
@@ -53,10 +55,19 @@ def medium_adapter(work: Path) -> Path:
     tok = AutoTokenizer.from_pretrained(tiny)
     base = work / "medium-base"
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
-                      num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=2048,
-                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=768,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=12,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(base)
     tok.save_pretrained(base)
@@ -94,8 +105,9 @@ def bench_transformers(model_dir: Path, dtype: str, device: str = "cpu") -> floa
 
     def once() -> float:
         start = time.perf_counter()
-        out = model.generate(**enc, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
-                             pad_token_id=tok.pad_token_id)
+        out = model.generate(
+            **enc, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, pad_token_id=tok.pad_token_id
+        )
         if device == "cuda":
             torch.cuda.synchronize()
         assert out.shape[1] - enc["input_ids"].shape[1] == NEW
@@ -122,9 +134,15 @@ async def _load(url: str, model: str) -> float:
 
     async with httpx.AsyncClient(timeout=600) as http:
         start = time.perf_counter()
-        rs = await asyncio.gather(*[http.post(f"{url}/chat/completions", json={
-            "model": model, "messages": p, "max_tokens": NEW, "temperature": 0, "ignore_eos": True})
-            for p in prompts()])
+        rs = await asyncio.gather(
+            *[
+                http.post(
+                    f"{url}/chat/completions",
+                    json={"model": model, "messages": p, "max_tokens": NEW, "temperature": 0, "ignore_eos": True},
+                )
+                for p in prompts()
+            ]
+        )
         secs = time.perf_counter() - start
     toks = sum(r.json()["usage"]["completion_tokens"] for r in rs)
     assert toks == N * NEW, toks
@@ -137,8 +155,9 @@ def _serve_and_load(cmd: list[str], env: dict, port: int, model: str) -> tuple[f
     import httpx
 
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=ROOT
+    )
     try:
         while True:
             try:
@@ -181,10 +200,27 @@ def bench_raw_vllm(run: Path, *, vllm_executor_default: bool) -> tuple[float, fl
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
     if not vllm_executor_default:
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = CPU_ENGINE_MULTIPROCESSING
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", base, "--port", str(port),
-           "--host", "127.0.0.1", "--dtype", "float32", "--enforce-eager", "--enable-lora",
-           "--lora-modules", f"quickstart={adapter}", "--max-lora-rank", "16",
-           "--chat-template", str(adapter / "chat_template.jinja")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        base,
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--enable-lora",
+        "--lora-modules",
+        f"quickstart={adapter}",
+        "--max-lora-rank",
+        "16",
+        "--chat-template",
+        str(adapter / "chat_template.jinja"),
+    ]
     return _serve_and_load(cmd, env, port, "quickstart")
 
 
@@ -223,21 +259,29 @@ def measure(run: Path, size: str) -> None:
     hf32, hf16 = rows["transformers generate fp32"][0], rows["transformers generate bf16"][0]
     exact, fast = rows["genai serve (default)"][0], rows["genai serve (throughput)"][0]
     raw, raw_default = rows["raw vLLM, genai's settings"][0], rows["raw vLLM, vLLM's CPU default"][0]
-    print(f"genai serve (throughput) / transformers fp32: {fast / hf32:.2f}x (target >= 2x); "
-          f"/ transformers bf16: {fast / hf16:.2f}x; genai serve (default) / transformers fp32: {exact / hf32:.2f}x")
-    print(f"genai / raw vLLM with the same settings: {exact / raw:.3f} (overhead {100 * (1 - exact / raw):+.1f}%, "
-          f"target <= 5%); genai's CPU engine setting vs vLLM's default: {raw / raw_default:.2f}x")
+    print(
+        f"genai serve (throughput) / transformers fp32: {fast / hf32:.2f}x (target >= 2x); "
+        f"/ transformers bf16: {fast / hf16:.2f}x; genai serve (default) / transformers fp32: {exact / hf32:.2f}x"
+    )
+    print(
+        f"genai / raw vLLM with the same settings: {exact / raw:.3f} (overhead {100 * (1 - exact / raw):+.1f}%, "
+        f"target <= 5%); genai's CPU engine setting vs vLLM's default: {raw / raw_default:.2f}x"
+    )
     from bench.common import record
 
     model = "tiny-llama (374k)" if size == "tiny" else "medium Llama (~85M)"
-    starts = [rows[k][1] for k in ("genai serve (default)", "raw vLLM, genai's settings", "raw vLLM, vLLM's CPU default")]
-    record("P2 serve output tok/s (64 prompts x 64 tokens)",
-           f"{model}, CPU: genai serve throughput (merged, bf16) {fast:.0f} tok/s vs transformers generate fp32 "
-           f"{hf32:.0f} = **{fast / hf32:.2f}x** (vs transformers bf16 {hf16:.0f}: {fast / hf16:.2f}x); genai serve "
-           f"default (LoRA by name, fp32) {exact:.0f} tok/s = {exact / hf32:.2f}x; vs raw vLLM same settings "
-           f"{raw:.0f} tok/s = {exact / raw:.3f}; raw vLLM with its CPU default executor {raw_default:.0f} tok/s "
-           f"(genai's setting {raw / raw_default:.2f}x); start genai {starts[0]:.1f} s, raw same settings "
-           f"{starts[1]:.1f} s, raw default {starts[2]:.1f} s")
+    starts = [
+        rows[k][1] for k in ("genai serve (default)", "raw vLLM, genai's settings", "raw vLLM, vLLM's CPU default")
+    ]
+    record(
+        "P2 serve output tok/s (64 prompts x 64 tokens)",
+        f"{model}, CPU: genai serve throughput (merged, bf16) {fast:.0f} tok/s vs transformers generate fp32 "
+        f"{hf32:.0f} = **{fast / hf32:.2f}x** (vs transformers bf16 {hf16:.0f}: {fast / hf16:.2f}x); genai serve "
+        f"default (LoRA by name, fp32) {exact:.0f} tok/s = {exact / hf32:.2f}x; vs raw vLLM same settings "
+        f"{raw:.0f} tok/s = {exact / raw:.3f}; raw vLLM with its CPU default executor {raw_default:.0f} tok/s "
+        f"(genai's setting {raw / raw_default:.2f}x); start genai {starts[0]:.1f} s, raw same settings "
+        f"{starts[1]:.1f} s, raw default {starts[2]:.1f} s",
+    )
 
 
 if __name__ == "__main__":

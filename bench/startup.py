@@ -1,4 +1,5 @@
 """P4: start-up time of `genai --help` and `genai validate` against `python -c pass` (median of 7)."""
+
 from __future__ import annotations
 
 import statistics
@@ -25,12 +26,16 @@ def main() -> None:
     base = median_seconds([sys.executable, "-c", "pass"])
     help_s = median_seconds([GENAI, "--help"])
     validate_s = median_seconds([GENAI, "validate", str(ROOT / "recipes" / "quickstart.yaml")])
-    print(f"python -c pass   {base:.3f} s\ngenai --help     {help_s:.3f} s (target <= 0.3 s)\n"
-          f"genai validate   {validate_s:.3f} s (target <= 1 s)")
+    print(
+        f"python -c pass   {base:.3f} s\ngenai --help     {help_s:.3f} s (target <= 0.3 s)\n"
+        f"genai validate   {validate_s:.3f} s (target <= 1 s)"
+    )
     from bench.common import record
 
-    record("P4 CLI start-up (median of 7)", f"python -c pass {base:.3f} s; genai --help **{help_s:.3f} s**; "
-           f"genai validate **{validate_s:.3f} s**")
+    record(
+        "P4 CLI start-up (median of 7)",
+        f"python -c pass {base:.3f} s; genai --help **{help_s:.3f} s**; genai validate **{validate_s:.3f} s**",
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ side by side: each engine logs a windowed mean every 10 steps; the windows are a
 the epoch (steps differ: genai packs), so the curves can be compared where both have seen the same
 share of the data. Usage: python bench/train_throughput.py [--samples 3000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WORDS = ("the model reads text and learns which words come next so that a question gets a good answer "
-         "river mountain valley storm boat town sea morning evening children weather fishers nets sun").split()
+WORDS = (
+    "the model reads text and learns which words come next so that a question gets a good answer "
+    "river mountain valley storm boat town sea morning evening children weather fishers nets sun"
+).split()
 
 
 def make_data(path: Path, n: int, seed: int = 0) -> None:
@@ -84,13 +87,16 @@ def run_genai(recipe_path: Path) -> dict:
     result = start_training(recipe, verbose=False)
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     logged = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {"seconds": manifest["train_seconds"], "tokens": manifest["data"]["train"]["tokens"],
-            "eval_loss": result.eval_loss, "steps": manifest["steps"],
-            "curve": [(m["step"] / manifest["steps"], m["loss"]) for m in logged if "loss" in m]}
+    return {
+        "seconds": manifest["train_seconds"],
+        "tokens": manifest["data"]["train"]["tokens"],
+        "eval_loss": result.eval_loss,
+        "steps": manifest["steps"],
+        "curve": [(m["step"] / manifest["steps"], m["loss"]) for m in logged if "loss" in m],
+    }
 
 
 def run_hf(recipe_path: Path, batch: int) -> dict:
-    import torch
     from peft import get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -105,21 +111,43 @@ def run_hf(recipe_path: Path, batch: int) -> dict:
     rows = []
     for i in range(len(data.train)):
         ids, tr = data.train.sample(i)
-        rows.append({"input_ids": ids.tolist(), "labels": [int(t) if m else -100 for t, m in zip(ids, tr)]})
+        rows.append(
+            {"input_ids": ids.tolist(), "labels": [int(t) if m else -100 for t, m in zip(ids, tr, strict=False)]}
+        )
     model = get_peft_model(load_model(recipe.model, path), lora_config(recipe.lora))
-    args = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch, num_train_epochs=1,
-                             learning_rate=recipe.train.learning_rate, lr_scheduler_type="cosine", warmup_steps=10,
-                             weight_decay=0.0, max_grad_norm=1.0, seed=recipe.train.seed, logging_steps=10,
-                             save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
-                             disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=rows,
-                      data_collator=DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=-100))
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=batch,
+        num_train_epochs=1,
+        learning_rate=recipe.train.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=10,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        seed=recipe.train.seed,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        data_collator=DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=-100),
+    )
     start = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "tokens": int(data.stats["train"]["tokens"]), "steps": out.global_step,
-            "eval_loss": heldout_loss(model, data.eval, tok),
-            "curve": [(m["step"] / out.global_step, m["loss"]) for m in trainer.state.log_history if "loss" in m]}
+    return {
+        "seconds": seconds,
+        "tokens": int(data.stats["train"]["tokens"]),
+        "steps": out.global_step,
+        "eval_loss": heldout_loss(model, data.eval, tok),
+        "curve": [(m["step"] / out.global_step, m["loss"]) for m in trainer.state.log_history if "loss" in m],
+    }
 
 
 def quarter_windows(curve: list[tuple[float, float]]) -> list[list[float]]:
@@ -151,38 +179,53 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     results = {}
     for engine in ("hf", "genai"):
-        proc = subprocess.run([sys.executable, __file__, "--engine", engine, "--recipe", str(recipe),
-                               "--batch", str(args.batch)], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--engine", engine, "--recipe", str(recipe), "--batch", str(args.batch)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode != 0 or not line:
             sys.exit(f"{engine} failed:\n{proc.stderr[-3000:]}")
-        results[engine] = json.loads(line[0][len("RESULT "):])
+        results[engine] = json.loads(line[0][len("RESULT ") :])
     hf, g = results["hf"], results["genai"]
     tps = {k: v["tokens"] / v["seconds"] for k, v in results.items()}
     print(f"{'engine':8} {'steps':>6} {'seconds':>8} {'tok/s':>9} {'peak MB':>8} {'held-out loss':>13}")
     for k in ("hf", "genai"):
         v = results[k]
-        print(f"{k:8} {v['steps']:>6} {v['seconds']:>8.1f} {tps[k]:>9.0f} {v['peak_rss_mb']:>8.0f} {v['eval_loss']:>13.4f}")
+        print(
+            f"{k:8} {v['steps']:>6} {v['seconds']:>8.1f} {tps[k]:>9.0f} {v['peak_rss_mb']:>8.0f} "
+            f"{v['eval_loss']:>13.4f}"
+        )
     import statistics
 
     windows = {k: quarter_windows(results[k]["curve"]) for k in ("hf", "genai")}
     curves = {k: [statistics.mean(w) for w in ws] for k, ws in windows.items()}
     # Noise: how much the logged windows of one engine scatter within a quarter.
     noise = [statistics.stdev(w) for w in windows["hf"]]
-    print("training loss by quarter of the epoch (hf / genai / hf's window-to-window spread): " + "; ".join(
-        f"Q{i + 1} {a:.3f} / {b:.3f} / ±{n:.3f}" for i, (a, b, n) in
-        enumerate(zip(curves["hf"], curves["genai"], noise))))
+    print(
+        "training loss by quarter of the epoch (hf / genai / hf's window-to-window spread): "
+        + "; ".join(
+            f"Q{i + 1} {a:.3f} / {b:.3f} / ±{n:.3f}"
+            for i, (a, b, n) in enumerate(zip(curves["hf"], curves["genai"], noise, strict=False))
+        )
+    )
     ratio = tps["genai"] / tps["hf"]
-    print(f"speed-up genai/hf: {ratio:.2f}x  (target >= 2x); memory genai/hf: "
-          f"{g['peak_rss_mb'] / hf['peak_rss_mb']:.2f}; loss genai-hf: {g['eval_loss'] - hf['eval_loss']:+.4f}")
+    print(
+        f"speed-up genai/hf: {ratio:.2f}x  (target >= 2x); memory genai/hf: "
+        f"{g['peak_rss_mb'] / hf['peak_rss_mb']:.2f}; loss genai-hf: {g['eval_loss'] - hf['eval_loss']:+.4f}"
+    )
     from bench.common import record
 
-    record("P1/M1 train tokens/s vs HF Trainer+PEFT (padding)",
-           f"{args.samples} length-skewed samples, 1 epoch, tiny-llama LoRA r16, 1 thread: genai {tps['genai']:.0f} "
-           f"tok/s vs {tps['hf']:.0f} tok/s = **{ratio:.2f}x**; peak RSS {g['peak_rss_mb']:.0f} vs "
-           f"{hf['peak_rss_mb']:.0f} MB; held-out loss {g['eval_loss']:.4f} vs {hf['eval_loss']:.4f}; training loss "
-           f"by quarter genai {' / '.join(f'{x:.3f}' for x in curves['genai'])} vs hf "
-           f"{' / '.join(f'{x:.3f}' for x in curves['hf'])} (hf window spread ±{' / '.join(f'{x:.3f}' for x in noise)})")
+    record(
+        "P1/M1 train tokens/s vs HF Trainer+PEFT (padding)",
+        f"{args.samples} length-skewed samples, 1 epoch, tiny-llama LoRA r16, 1 thread: genai {tps['genai']:.0f} "
+        f"tok/s vs {tps['hf']:.0f} tok/s = **{ratio:.2f}x**; peak RSS {g['peak_rss_mb']:.0f} vs "
+        f"{hf['peak_rss_mb']:.0f} MB; held-out loss {g['eval_loss']:.4f} vs {hf['eval_loss']:.4f}; training loss "
+        f"by quarter genai {' / '.join(f'{x:.3f}' for x in curves['genai'])} vs hf "
+        f"{' / '.join(f'{x:.3f}' for x in curves['hf'])} (hf window spread ±{' / '.join(f'{x:.3f}' for x in noise)})",
+    )
 
 
 if __name__ == "__main__":

@@ -2,19 +2,23 @@
 
 Nothing heavy is imported at module level: `genai --help` and `genai validate` stay fast.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 from genai.errors import GenaiError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="From a YAML recipe to a fine-tuned, scored, served LLM.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="From a YAML recipe to a fine-tuned, scored, served LLM.",
+)
 
 RecipeArg = typer.Argument(..., help="Recipe YAML file.", show_default=False)
 OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. train.learning_rate=1e-4", show_default=False)
@@ -51,14 +55,14 @@ def _finish(code: int) -> None:
         raise typer.Exit(code)
 
 
-def _load(recipe: Path, overrides: Optional[List[str]]):
+def _load(recipe: Path, overrides: list[str] | None):
     from genai.recipe import load_recipe
 
     return load_recipe(recipe, overrides or [])
 
 
 @app.command()
-def validate(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg) -> None:
+def validate(recipe: Path = RecipeArg, overrides: list[str] | None = OverridesArg) -> None:
     """Check a recipe and print it fully resolved (defaults filled in, overrides applied)."""
     try:
         r = _load(recipe, overrides)
@@ -76,9 +80,12 @@ def schema() -> None:
 
 
 @app.command()
-def preprocess(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
-               show: int = typer.Option(0, "--show", help="Print N tokenized samples with the label mask."),
-               no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild even if cached.")) -> None:
+def preprocess(
+    recipe: Path = RecipeArg,
+    overrides: list[str] | None = OverridesArg,
+    show: int = typer.Option(0, "--show", help="Print N tokenized samples with the label mask."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild even if cached."),
+) -> None:
     """Tokenize, mask and cache the recipe's data; optionally show what the model learns."""
     try:
         from genai.data.inspect import preprocess_and_show
@@ -89,10 +96,15 @@ def preprocess(recipe: Path = RecipeArg, overrides: Optional[List[str]] = Overri
 
 
 @app.command()
-def train(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
-          resume: bool = typer.Option(False, "--resume", help="Resume the latest run of this recipe from its last checkpoint."),
-          run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder to create or resume."),
-          checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder.")) -> None:
+def train(
+    recipe: Path = RecipeArg,
+    overrides: list[str] | None = OverridesArg,
+    resume: bool = typer.Option(
+        False, "--resume", help="Resume the latest run of this recipe from its last checkpoint."
+    ),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder to create or resume."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder."),
+) -> None:
     """Fine-tune the recipe's model (LoRA, DoRA, QLoRA or full) and write the artifact."""
     try:
         from genai.train.launch import start_training
@@ -105,8 +117,10 @@ def train(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesAr
 
 
 @app.command()
-def merge(run: Path = typer.Argument(..., help="Run folder (or adapter folder) to merge."),
-          out: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/merged")) -> None:
+def merge(
+    run: Path = typer.Argument(..., help="Run folder (or adapter folder) to merge."),
+    out: Path | None = typer.Option(None, "--out", help="Default: RUN/merged"),
+) -> None:
     """Fold the run's LoRA adapter into its base model: a standalone model folder."""
     try:
         from genai.train.export import merge_adapter
@@ -120,8 +134,10 @@ def merge(run: Path = typer.Argument(..., help="Run folder (or adapter folder) t
 
 
 @app.command()
-def serve(target: str = typer.Argument(..., help="Recipe (its latest finished run), run folder, adapter or model folder."),
-          overrides: Optional[List[str]] = OverridesArg) -> None:
+def serve(
+    target: str = typer.Argument(..., help="Recipe (its latest finished run), run folder, adapter or model folder."),
+    overrides: list[str] | None = OverridesArg,
+) -> None:
     """Serve the artifact with vLLM's OpenAI-compatible server until Ctrl-C."""
     from genai.serving.commands import serve_forever
 
@@ -132,20 +148,30 @@ def serve(target: str = typer.Argument(..., help="Recipe (its latest finished ru
 
 
 @app.command()
-def generate(target: str = typer.Argument(..., help="Recipe, run folder, adapter or model folder."),
-             overrides: Optional[List[str]] = OverridesArg,
-             input: Path = typer.Option(..., "--input", "-i", help="JSONL: {prompt} or {messages} per line."),
-             output: Path = typer.Option(..., "--output", "-o", help="JSONL written with a 'completion' per line."),
-             max_tokens: int = typer.Option(128, help="New tokens per prompt (a line may set its own)."),
-             temperature: float = typer.Option(0.0, help="0 = greedy."),
-             top_p: float = typer.Option(1.0),
-             seed: int = typer.Option(0)) -> None:
+def generate(
+    target: str = typer.Argument(..., help="Recipe, run folder, adapter or model folder."),
+    overrides: list[str] | None = OverridesArg,
+    input: Path = typer.Option(..., "--input", "-i", help="JSONL: {prompt} or {messages} per line."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL written with a 'completion' per line."),
+    max_tokens: int = typer.Option(128, help="New tokens per prompt (a line may set its own)."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0),
+) -> None:
     """Offline batch generation with vLLM's LLM API on the artifact (base + LoRA, or merged)."""
     from genai.serving.generate import generate_file
 
     try:
-        n = generate_file(target, overrides or [], input, output, max_tokens=max_tokens,
-                          temperature=temperature, top_p=top_p, seed=seed)
+        n = generate_file(
+            target,
+            overrides or [],
+            input,
+            output,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+        )
     except GenaiError as exc:
         _fail(exc)
     typer.echo(f"wrote {n} completions to {output}")
@@ -153,11 +179,13 @@ def generate(target: str = typer.Argument(..., help="Recipe, run folder, adapter
 
 
 @app.command()
-def chat(target: str = typer.Argument(..., help="Endpoint URL (http://host:port/v1), or a recipe/run to serve first."),
-         overrides: Optional[List[str]] = OverridesArg,
-         model: Optional[str] = typer.Option(None, help="Model name at the endpoint (default: the first listed)."),
-         system: Optional[str] = typer.Option(None, help="System prompt."),
-         max_tokens: int = typer.Option(256)) -> None:
+def chat(
+    target: str = typer.Argument(..., help="Endpoint URL (http://host:port/v1), or a recipe/run to serve first."),
+    overrides: list[str] | None = OverridesArg,
+    model: str | None = typer.Option(None, help="Model name at the endpoint (default: the first listed)."),
+    system: str | None = typer.Option(None, help="System prompt."),
+    max_tokens: int = typer.Option(256),
+) -> None:
     """Interactive terminal chat against an OpenAI-compatible endpoint, streaming."""
     from genai.serving.chat import chat_loop
 
@@ -168,10 +196,12 @@ def chat(target: str = typer.Argument(..., help="Endpoint URL (http://host:port/
 
 
 @app.command("eval")
-def eval_(target: Optional[str] = typer.Argument(None, help="Recipe (its latest finished run) or run folder."),
-          overrides: Optional[List[str]] = OverridesArg,
-          backend: Optional[str] = typer.Option(None, help="hf | vllm | endpoint (default: eval.backend)."),
-          list_tasks: bool = typer.Option(False, "--list", help="List bundled suites' tasks and exit.")) -> None:
+def eval_(
+    target: str | None = typer.Argument(None, help="Recipe (its latest finished run) or run folder."),
+    overrides: list[str] | None = OverridesArg,
+    backend: str | None = typer.Option(None, help="hf | vllm | endpoint (default: eval.backend)."),
+    list_tasks: bool = typer.Option(False, "--list", help="List bundled suites' tasks and exit."),
+) -> None:
     """Score base and fine-tuned with lm-eval; print the before/after table; apply the gate.
 
     Exit codes: 0 gate passed (or no gate), 2 bad input, 3 gate failed.
@@ -196,10 +226,13 @@ def eval_(target: Optional[str] = typer.Argument(None, help="Recipe (its latest 
 
 
 @app.command()
-def run(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
-        no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the gate."),
-        keep_serving: bool = typer.Option(False, "--keep-serving", help="Keep the endpoint up until Ctrl-C."),
-        sagemaker: bool = typer.Option(False, "--sagemaker", help="Train as a SageMaker job, then continue here.")) -> None:
+def run(
+    recipe: Path = RecipeArg,
+    overrides: list[str] | None = OverridesArg,
+    no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the gate."),
+    keep_serving: bool = typer.Option(False, "--keep-serving", help="Keep the endpoint up until Ctrl-C."),
+    sagemaker: bool = typer.Option(False, "--sagemaker", help="Train as a SageMaker job, then continue here."),
+) -> None:
     """The whole path: train -> eval (base and fine-tuned) -> gate -> serve, resumable by stage.
 
     Exit codes: 0 done, 2 bad input, 3 gate failed (nothing served).
@@ -208,8 +241,9 @@ def run(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
         from genai.evaluate.results import GATE_FAILED_EXIT
         from genai.pipeline import run_pipeline
 
-        outcome = run_pipeline(recipe, overrides or [], serve=not no_serve, keep_serving=keep_serving,
-                               sagemaker=sagemaker)
+        outcome = run_pipeline(
+            recipe, overrides or [], serve=not no_serve, keep_serving=keep_serving, sagemaker=sagemaker
+        )
     except GenaiError as exc:
         _fail(exc)
     _finish(GATE_FAILED_EXIT if outcome.gate_passed is False else 0)
@@ -247,8 +281,10 @@ app.add_typer(runs_app, name="runs")
 
 
 @runs_app.command("list")
-def runs_list(root: Path = typer.Argument(Path("runs"), help="Output folder (train.output_dir)."),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def runs_list(
+    root: Path = typer.Argument(Path("runs"), help="Output folder (train.output_dir)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Every run under the output folder, oldest first."""
     from genai.runview import find_runs, load, print_table, summary_row
 
@@ -311,8 +347,11 @@ def _echo_json(obj) -> None:
 
 
 @sm_app.command("train")
-def sm_train(recipe: Path = RecipeArg, overrides: Optional[List[str]] = OverridesArg,
-             dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact request and a cost estimate; send nothing.")) -> None:
+def sm_train(
+    recipe: Path = RecipeArg,
+    overrides: list[str] | None = OverridesArg,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact request and a cost estimate; send nothing."),
+) -> None:
     """Start the recipe as a SageMaker training job (SDK v3 ModelTrainer)."""
     try:
         from genai.sagemaker.commands import train as _train
@@ -324,7 +363,7 @@ def sm_train(recipe: Path = RecipeArg, overrides: Optional[List[str]] = Override
 
 
 @sm_app.command("status")
-def sm_status(job: str, recipe: Optional[Path] = SmRecipe) -> None:
+def sm_status(job: str, recipe: Path | None = SmRecipe) -> None:
     """Job state and its transitions."""
     from genai.sagemaker import commands
 
@@ -335,7 +374,7 @@ def sm_status(job: str, recipe: Optional[Path] = SmRecipe) -> None:
 
 
 @sm_app.command("logs")
-def sm_logs(job: str, recipe: Optional[Path] = SmRecipe) -> None:
+def sm_logs(job: str, recipe: Path | None = SmRecipe) -> None:
     """The job's CloudWatch log lines."""
     from genai.sagemaker import commands
 
@@ -347,7 +386,7 @@ def sm_logs(job: str, recipe: Optional[Path] = SmRecipe) -> None:
 
 
 @sm_app.command("stop")
-def sm_stop(job: str, recipe: Optional[Path] = SmRecipe) -> None:
+def sm_stop(job: str, recipe: Path | None = SmRecipe) -> None:
     """Stop a running job."""
     from genai.sagemaker import commands
 
@@ -359,8 +398,11 @@ def sm_stop(job: str, recipe: Optional[Path] = SmRecipe) -> None:
 
 
 @sm_app.command("download")
-def sm_download(job: str, out: Path = typer.Option(..., "--out", help="Local run folder to create."),
-                recipe: Optional[Path] = SmRecipe) -> None:
+def sm_download(
+    job: str,
+    out: Path = typer.Option(..., "--out", help="Local run folder to create."),
+    recipe: Path | None = SmRecipe,
+) -> None:
     """Fetch a finished job's artifact into a local run folder that eval and serve accept."""
     from genai.sagemaker import commands
 
@@ -372,10 +414,13 @@ def sm_download(job: str, out: Path = typer.Option(..., "--out", help="Local run
 
 
 @sm_app.command("deploy")
-def sm_deploy(target: str = typer.Argument(..., help="Run folder, or s3:// prefix of a run (with --recipe)."),
-              overrides: Optional[List[str]] = OverridesArg, recipe: Optional[Path] = SmRecipe,
-              artifact: Optional[str] = typer.Option(None, help="merged | adapter"),
-              instance_type: Optional[str] = typer.Option(None, "--instance-type")) -> None:
+def sm_deploy(
+    target: str = typer.Argument(..., help="Run folder, or s3:// prefix of a run (with --recipe)."),
+    overrides: list[str] | None = OverridesArg,
+    recipe: Path | None = SmRecipe,
+    artifact: str | None = typer.Option(None, help="merged | adapter"),
+    instance_type: str | None = typer.Option(None, "--instance-type"),
+) -> None:
     """Create model, endpoint config and endpoint with the AWS vLLM serving container."""
     from genai.sagemaker.commands import deploy as _deploy
 
@@ -386,8 +431,12 @@ def sm_deploy(target: str = typer.Argument(..., help="Run folder, or s3:// prefi
 
 
 @sm_app.command("invoke")
-def sm_invoke(endpoint: str, prompt: str = typer.Argument(..., help="User message."),
-              recipe: Optional[Path] = SmRecipe, max_tokens: int = typer.Option(128)) -> None:
+def sm_invoke(
+    endpoint: str,
+    prompt: str = typer.Argument(..., help="User message."),
+    recipe: Path | None = SmRecipe,
+    max_tokens: int = typer.Option(128),
+) -> None:
     """Send an OpenAI-style chat request to the endpoint and print the answer."""
     from genai.sagemaker import commands
 

@@ -1,4 +1,5 @@
 """One error type for everything a user can fix: the CLI prints it once and exits 2."""
+
 from __future__ import annotations
 
 EXIT_USER_ERROR = 2

@@ -1,8 +1,9 @@
 """Load the base model and tokenizer a recipe names, and wrap it for LoRA/DoRA/QLoRA."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from genai.errors import GenaiError
 from genai.recipe import LoraSection, ModelSection
@@ -38,8 +39,10 @@ def load_tokenizer(model: ModelSection, path: str | None = None):
     try:
         tok = AutoTokenizer.from_pretrained(path, **_hub_kwargs(model))
     except OSError as exc:
-        raise GenaiError(f"model.name_or_path: cannot load tokenizer for '{model.name_or_path}': {exc}",
-                         hint="check the id or path; offline, point it at a local copy") from None
+        raise GenaiError(
+            f"model.name_or_path: cannot load tokenizer for '{model.name_or_path}': {exc}",
+            hint="check the id or path; offline, point it at a local copy",
+        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # batching needs a pad id; padded labels are masked anyway
     return tok
@@ -65,20 +68,28 @@ def load_model(model: ModelSection, path: str | None = None, *, for_training: bo
         kwargs["attn_implementation"] = model.attn_implementation
     if model.load_in_4bit:
         if not torch.cuda.is_available():
-            raise GenaiError("model.load_in_4bit: QLoRA needs a CUDA GPU; this machine has none",
-                             hint="set model.load_in_4bit: false to train LoRA in full precision on CPU")
-        from genai.errors import require
+            raise GenaiError(
+                "model.load_in_4bit: QLoRA needs a CUDA GPU; this machine has none",
+                hint="set model.load_in_4bit: false to train LoRA in full precision on CPU",
+            )
         from transformers import BitsAndBytesConfig
+
+        from genai.errors import require
 
         require("bitsandbytes", "qlora", "QLoRA (model.load_in_4bit)")
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"])
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=kwargs["dtype"],
+        )
     try:
         m = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
-        raise GenaiError(f"model.name_or_path: cannot load '{model.name_or_path}': {exc}",
-                         hint="models load from safetensors only; check the id/path and network") from None
+        raise GenaiError(
+            f"model.name_or_path: cannot load '{model.name_or_path}': {exc}",
+            hint="models load from safetensors only; check the id/path and network",
+        ) from None
     if for_training:
         m.config.use_cache = False
     return m
@@ -88,9 +99,14 @@ def lora_config(lora: LoraSection):
     from peft import LoraConfig, TaskType
 
     return LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=lora.target_modules, use_dora=lora.use_dora,
-        modules_to_save=lora.modules_to_save or None, task_type=TaskType.CAUSAL_LM, bias="none",
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        use_dora=lora.use_dora,
+        modules_to_save=lora.modules_to_save or None,
+        task_type=TaskType.CAUSAL_LM,
+        bias="none",
     )
 
 
@@ -111,5 +127,6 @@ def wrap_for_training(model, lora: LoraSection, *, quantized: bool, gradient_che
     try:
         return get_peft_model(model, lora_config(lora))
     except ValueError as exc:
-        raise GenaiError(f"lora.target_modules: {exc}",
-                         hint="use 'all-linear' or names of the model's linear layers") from None
+        raise GenaiError(
+            f"lora.target_modules: {exc}", hint="use 'all-linear' or names of the model's linear layers"
+        ) from None

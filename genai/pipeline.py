@@ -4,6 +4,7 @@ Stage results live in the run's manifest (`stages`); re-running the same command
 recipe continues the latest unfinished run at its first unfinished stage. A failed gate ends the
 run without serving.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ def resumable_run(recipe: Recipe) -> Path | None:
     root = recipe_root(recipe)
     if not root.is_dir():
         return None
-    for run in sorted((p for p in root.iterdir() if (p / RECIPE_FILE).exists()), key=lambda p: p.stat().st_mtime,
-                      reverse=True):
+    for run in sorted(
+        (p for p in root.iterdir() if (p / RECIPE_FILE).exists()), key=lambda p: p.stat().st_mtime, reverse=True
+    ):
         try:
             same = load_recipe(run / RECIPE_FILE).content_hash() == recipe.content_hash()
         except GenaiError:
@@ -74,11 +76,14 @@ def train_on_sagemaker(recipe: Recipe, console: Console, poll_s: float = 30) -> 
     console.print(f"SageMaker job {job.job_name} submitted")
     boto = boto_session(recipe.sagemaker)
     sm, s3 = boto.client("sagemaker"), boto.client("s3")
-    final = jobs.wait(sm, job.job_name, poll_s=poll_s,
-                      on_change=lambda st: console.print(f"  {st['status']} / {st['secondary']}"))
+    final = jobs.wait(
+        sm, job.job_name, poll_s=poll_s, on_change=lambda st: console.print(f"  {st['status']} / {st['secondary']}")
+    )
     if final["status"] != "Completed":
-        raise GenaiError(f"SageMaker job {job.job_name} {final['status']}: {final.get('failure') or ''}",
-                         hint=f"genai sagemaker logs {job.job_name}")
+        raise GenaiError(
+            f"SageMaker job {job.job_name} {final['status']}: {final.get('failure') or ''}",
+            hint=f"genai sagemaker logs {job.job_name}",
+        )
     return jobs.download(sm, s3, job.job_name, recipe_root(recipe) / job.job_name, recipe.to_yaml())
 
 
@@ -98,14 +103,24 @@ def sample_request(recipe: Recipe) -> list[dict]:
 
 def ask(base_url: str, model: str, messages: list[dict], key: str | None) -> str:
     body = json.dumps({"model": model, "messages": messages, "max_tokens": 64, "temperature": 0}).encode()
-    req = urllib.request.Request(f"{base_url}/chat/completions", data=body, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {key or 'none'}"})
+    req = urllib.request.Request(
+        f"{base_url}/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key or 'none'}"},
+    )
     with urllib.request.urlopen(req, timeout=120) as resp:
         return json.loads(resp.read())["choices"][0]["message"]["content"]
 
 
-def run_pipeline(recipe_path: Path, overrides: list[str], *, serve: bool = True, keep_serving: bool = False,
-                 sagemaker: bool = False, console: Console | None = None) -> RunOutcome:
+def run_pipeline(
+    recipe_path: Path,
+    overrides: list[str],
+    *,
+    serve: bool = True,
+    keep_serving: bool = False,
+    sagemaker: bool = False,
+    console: Console | None = None,
+) -> RunOutcome:
     console = console or Console(stderr=True)
     recipe = load_recipe(recipe_path, overrides)
     run = resumable_run(recipe)
@@ -114,7 +129,9 @@ def run_pipeline(recipe_path: Path, overrides: list[str], *, serve: bool = True,
         _mark(run, "train", "done", read_manifest(run).get("train_seconds") or 0.0)
         stages = stages_of(run)
     if run is not None:
-        console.rule(f"continuing {run} at stage '{next(s for s in STAGES if stages.get(s, {}).get('status') != 'done')}'")
+        console.rule(
+            f"continuing {run} at stage '{next(s for s in STAGES if stages.get(s, {}).get('status') != 'done')}'"
+        )
 
     # 1. train (resumes from the run's last checkpoint when it was interrupted)
     if stages.get("train", {}).get("status") != "done":
@@ -222,7 +239,9 @@ def summarize(outcome: RunOutcome, manifest: dict, table: dict, out: Console) ->
     out.print(f"run:        {outcome.run_dir}")
     out.print(f"artifact:   {outcome.run_dir / manifest.get('artifact', {}).get('path', 'adapter')}")
     if m.get("train_loss") is not None:
-        out.print(f"final loss: {m['train_loss']:.4f}" + (f"  (eval loss {m['eval_loss']:.4f})" if m.get("eval_loss") else ""))
+        out.print(
+            f"final loss: {m['train_loss']:.4f}" + (f"  (eval loss {m['eval_loss']:.4f})" if m.get("eval_loss") else "")
+        )
     from genai.runview import fmt
 
     for r in table.get("rows", []):

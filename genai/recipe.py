@@ -4,6 +4,7 @@ Loading is YAML -> dotted CLI overrides -> pydantic validation -> path resolutio
 Errors name the file, the field path and (when it came from YAML) the line; this module
 never imports torch so `genai validate` stays fast.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -31,7 +32,8 @@ class ModelSection(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     chat_template: str | None = Field(
-        None, description="Named template (see `genai templates`) or a .jinja file; default: the tokenizer's.")
+        None, description="Named template (see `genai templates`) or a .jinja file; default: the tokenizer's."
+    )
     load_in_4bit: bool = Field(False, description="QLoRA: load the base in 4-bit (needs a CUDA GPU and bitsandbytes).")
 
 
@@ -43,12 +45,13 @@ class DataSource(Section):
     revision: str | None = None
     format: Literal["alpaca", "messages", "sharegpt", "completion", "preference"] = "alpaca"
     columns: dict[str, str] = Field(
-        default_factory=dict, description="Map the format's field names to your column names, e.g. {output: response}.")
+        default_factory=dict, description="Map the format's field names to your column names, e.g. {output: response}."
+    )
     system_prompt: str | None = Field(None, description="System message prepended to every conversation.")
     limit: int | None = Field(None, ge=1, description="Use only the first N records.")
 
     @model_validator(mode="after")
-    def _one_location(self) -> "DataSource":
+    def _one_location(self) -> DataSource:
         if (self.path is None) == (self.hub is None):
             raise ValueError("give exactly one of 'path' (local file or s3://) or 'hub' (dataset id)")
         return self
@@ -61,7 +64,8 @@ class DataSection(Section):
     max_length: int = Field(1024, ge=8, le=1_048_576)
     overlong: Literal["truncate", "drop"] = "truncate"
     loss_on: Literal["completion", "all"] = Field(
-        "completion", description="completion: train only on assistant/response tokens; all: every token.")
+        "completion", description="completion: train only on assistant/response tokens; all: every token."
+    )
     packing: bool = Field(True, description="Pack samples into rows of max_length (no attention across samples).")
     cache_dir: str | None = Field(None, description="Preprocessing cache; default $GENAI_HOME/cache/data.")
 
@@ -121,7 +125,8 @@ class ServeSection(Section):
     host: str = Field("127.0.0.1", description="Bind address; loopback unless you choose otherwise.")
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
     artifact: Literal["auto", "adapter", "merged"] = Field(
-        "auto", description="auto: base + LoRA by name for adapter runs, the model itself for full fine-tunes.")
+        "auto", description="auto: base + LoRA by name for adapter runs, the model itself for full fine-tunes."
+    )
     served_name: str | None = Field(None, description="Name the fine-tuned model answers to; default: recipe name.")
     api_key: SecretStr | None = Field(None, description="Require this bearer token (prefer api_key_env).")
     api_key_env: str = Field("GENAI_API_KEY", description="Environment variable holding the API key, if set.")
@@ -142,7 +147,7 @@ class GateRule(Section):
     max_drop: float | None = Field(None, ge=0, description="Fine-tuned may be at most this much below base.")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "GateRule":
+    def _one_bound(self) -> GateRule:
         if (self.min is None) == (self.max_drop is None):
             raise ValueError("give exactly one of 'min' or 'max_drop'")
         return self
@@ -175,7 +180,8 @@ class EvalSection(Section):
 class TrackingSection(Section):
     mlflow: bool = Field(False, description="Log params, metrics, eval results and the artifact path to MLflow.")
     mlflow_uri: str | None = Field(
-        None, description="Tracking URI; default: a local file store in <output_dir>/mlruns.")
+        None, description="Tracking URI; default: a local file store in <output_dir>/mlruns."
+    )
     experiment: str | None = Field(None, description="MLflow experiment; default: the recipe name.")
     tensorboard: bool = Field(False, description="Write TensorBoard event files to RUN/tensorboard.")
 
@@ -211,7 +217,7 @@ class SageMakerSection(Section):
     deploy: DeploySection = Field(default_factory=DeploySection)
 
     @model_validator(mode="after")
-    def _spot_wait(self) -> "SageMakerSection":
+    def _spot_wait(self) -> SageMakerSection:
         if self.spot and self.max_wait_s is not None and self.max_wait_s < self.max_runtime_s:
             raise ValueError("max_wait_s must be at least max_runtime_s for spot training")
         return self
@@ -246,6 +252,7 @@ class Recipe(Section):
 
 
 # ----------------------------------------------------------------------------- overrides
+
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
     """'train.learning_rate=1e-4' -> (['train', 'learning_rate'], 1e-4); values parse as YAML."""
@@ -289,6 +296,7 @@ def apply_override(data: dict, keys: list[str | int], value: Any, text: str) -> 
 
 # ----------------------------------------------------------------------------- errors
 
+
 def _fields_at(loc: tuple) -> list[str]:
     """Field names valid at a location, for did-you-mean."""
     model: Any = Recipe
@@ -330,8 +338,9 @@ def _format_errors(exc: ValidationError, source: str, lines: dict, overridden: s
         if err["type"] == "extra_forbidden":
             known = _fields_at(loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close
-                                               else f"; valid keys: {', '.join(known)}")
+            msg = f"unknown key '{loc[-1]}'" + (
+                f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(known)}"
+            )
         elif err["type"] == "missing":
             msg = "required field is missing"
         elif "input" in err and err["type"] not in ("model_type",):

@@ -1,4 +1,5 @@
 """Human-facing summary of a finished run: loss/eval plots, a model card, one self-contained HTML page."""
+
 from __future__ import annotations
 
 import base64
@@ -123,13 +124,18 @@ def _bars(ax, group: list[dict], scores: bool) -> None:
         vals = [r.get(key) if _isnum(r.get(key)) else float("nan") for r in group]
         bars = ax.bar([x + off for x in xs], vals, w, label=label, color=color)
         ax.bar_label(bars, [format(v, ",.0f" if abs(v) >= 1000 else ".3g") if v == v else "" for v in vals], fontsize=8)
-        for x, v in zip(xs, vals):  # say a baseline is missing rather than leave a silent gap
+        for x, v in zip(xs, vals, strict=False):  # say a baseline is missing rather than leave a silent gap
             if v != v:
                 ax.text(x + off, 0.01, "n/a", transform=ax.get_xaxis_transform(), ha="center", fontsize=7, color="#666")
     ax.set_xlim(-0.6, len(group) - 0.4)  # NaN (missing base) bars do not count in autoscaling
     rotate = len(group) > 3
-    ax.set_xticks(list(xs), [f"{r.get('task')}\n{r.get('metric')}" for r in group], fontsize=8,
-                  rotation=20 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_xticks(
+        list(xs),
+        [f"{r.get('task')}\n{r.get('metric')}" for r in group],
+        fontsize=8,
+        rotation=20 if rotate else 0,
+        ha="right" if rotate else "center",
+    )
     if scores:
         ax.set_ylim(0, 1.12)  # headroom for the value labels
         ax.set(ylabel="score (higher is better)", title="scores")
@@ -147,14 +153,15 @@ def plot_eval(run: Path) -> Path | None:
     run = Path(run)
     tables = eval_tables(run)
     backend, table = tables[0] if tables else (None, {})
-    rows = [r for r in table.get("rows") or []
-            if isinstance(r, dict) and (_isnum(r.get("base")) or _isnum(r.get("tuned")))]
+    rows = [
+        r for r in table.get("rows") or [] if isinstance(r, dict) and (_isnum(r.get("base")) or _isnum(r.get("tuned")))
+    ]
     if not rows:
         return None
     groups = [g for g in ([r for r in rows if not _other_scale(r)], [r for r in rows if _other_scale(r)]) if g]
     fig = _figure(max(6.5, 1.4 * len(rows) + 2.5), 4.8)
     axes = fig.subplots(1, len(groups), squeeze=False, width_ratios=[len(g) + 1 for g in groups])[0]
-    for ax, group in zip(axes, groups):
+    for ax, group in zip(axes, groups, strict=False):
         _bars(ax, group, scores=not _other_scale(group[0]))
     fig.suptitle(f"eval ({backend}): base vs fine-tuned")
     return _save(fig, run / "plots" / "eval.png")
@@ -171,16 +178,30 @@ def _facts(run: Path) -> dict:
     loss = (m.get("metrics") or {}).get("train_loss")
     if not _isnum(loss):  # older manifests: fall back to the last logged loss
         loss = next((x["loss"] for x in reversed(load_metrics(run)) if _isnum(x.get("loss"))), None)
-    return {"m": m, "r": r, "kind": kind, "path": art.get("path") or kind, "merged": art.get("merged"), "loss": loss,
-            "base": bm.get("name_or_path") or (r.get("model") or {}).get("name_or_path") or "unknown",
-            "revision": bm.get("revision"), "name": m.get("recipe") or r.get("name") or "run",
-            "met": m.get("metrics") or {}, "tables": eval_tables(run)}
+    return {
+        "m": m,
+        "r": r,
+        "kind": kind,
+        "path": art.get("path") or kind,
+        "merged": art.get("merged"),
+        "loss": loss,
+        "base": bm.get("name_or_path") or (r.get("model") or {}).get("name_or_path") or "unknown",
+        "revision": bm.get("revision"),
+        "name": m.get("recipe") or r.get("name") or "run",
+        "met": m.get("metrics") or {},
+        "tables": eval_tables(run),
+    }
 
 
 def _source(s: dict) -> str:
-    where = f"`{s['path']}`" if s.get("path") else f"hub `{s.get('hub')}`" + (f" ({s['name']})" if s.get("name") else "")
-    extra = [f"format {s.get('format', '?')}", f"split {s.get('split')}" if s.get("hub") and s.get("split") else "",
-             f"limit {s['limit']}" if s.get("limit") else ""]
+    where = (
+        f"`{s['path']}`" if s.get("path") else f"hub `{s.get('hub')}`" + (f" ({s['name']})" if s.get("name") else "")
+    )
+    extra = [
+        f"format {s.get('format', '?')}",
+        f"split {s.get('split')}" if s.get("hub") and s.get("split") else "",
+        f"limit {s['limit']}" if s.get("limit") else "",
+    ]
     return f"{where} ({', '.join(x for x in extra if x)})"
 
 
@@ -193,8 +214,14 @@ def _gate_text(table: dict | None) -> str:
 
 
 def _cells(r: dict) -> list[str]:
-    return [str(r.get("task")), str(r.get("metric")), _num(r.get("base")), _num(r.get("tuned")),
-            _num(r.get("delta"), "+.4f"), _num(r.get("stderr"))]
+    return [
+        str(r.get("task")),
+        str(r.get("metric")),
+        _num(r.get("base")),
+        _num(r.get("tuned")),
+        _num(r.get("delta"), "+.4f"),
+        _num(r.get("stderr")),
+    ]
 
 
 def model_card(run: Path) -> str:
@@ -203,61 +230,131 @@ def model_card(run: Path) -> str:
     m, r, met, base, name = f["m"], f["r"], f["met"], f["base"], f["name"]
     adapter, lora, tr = f["kind"] == "adapter", r.get("lora") or {}, r.get("train") or {}
     dora = adapter and lora.get("use_dora")
-    front = {"library_name": "peft" if adapter else "transformers", "base_model": base,
-             "license": m.get("license") or r.get("license") or "other", "pipeline_tag": "text-generation",
-             "tags": ["genai", "lora" if adapter else "full-finetune"] + (["dora"] if dora else [])}
-    method = (f"{'DoRA' if dora else 'LoRA'} adapter (r={lora.get('r', '?')}, alpha={lora.get('alpha', '?')}, "
-              f"target modules: {lora.get('target_modules', '?')})") if adapter else "full fine-tune (all weights updated)"
+    front = {
+        "library_name": "peft" if adapter else "transformers",
+        "base_model": base,
+        "license": m.get("license") or r.get("license") or "other",
+        "pipeline_tag": "text-generation",
+        "tags": ["genai", "lora" if adapter else "full-finetune"] + (["dora"] if dora else []),
+    }
+    method = (
+        (
+            f"{'DoRA' if dora else 'LoRA'} adapter (r={lora.get('r', '?')}, alpha={lora.get('alpha', '?')}, "
+            f"target modules: {lora.get('target_modules', '?')})"
+        )
+        if adapter
+        else "full fine-tune (all weights updated)"
+    )
     out = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "", f"# {name} ({m['run_id']})", ""]
     out += [r["description"], ""] if r.get("description") else []
-    out += ["## Model description", "",
-            f"- **Base model:** `{base}`" + (f" (revision `{f['revision']}`)" if f["revision"] else ""),
-            f"- **Method:** {method}",
-            f"- **Artifact:** `{f['path']}/`" + (f" (merged: `{f['merged']}/`)" if f["merged"] else ""),
-            f"- **Produced by:** genai {__version__}, recipe `{name}`, run `{m['run_id']}`", "", "## Training data", ""]
+    out += [
+        "## Model description",
+        "",
+        f"- **Base model:** `{base}`" + (f" (revision `{f['revision']}`)" if f["revision"] else ""),
+        f"- **Method:** {method}",
+        f"- **Artifact:** `{f['path']}/`" + (f" (merged: `{f['merged']}/`)" if f["merged"] else ""),
+        f"- **Produced by:** genai {__version__}, recipe `{name}`, run `{m['run_id']}`",
+        "",
+        "## Training data",
+        "",
+    ]
     sources = [s for s in (r.get("data") or {}).get("train") or [] if isinstance(s, dict)]
     out += [f"- {_source(s)}" for s in sources] or ["- (sources not recorded)"]
     stats = (m.get("data") or {}).get("train")
-    out += ["", "Train split after preprocessing: " + ", ".join(f"{k} {v}" for k, v in stats.items()) + "."] \
-        if isinstance(stats, dict) else []
-    hp = ", ".join(f"{k} {tr[k]}" for k in ("learning_rate", "lr_scheduler", "micro_batch_size",
-                                             "gradient_accumulation_steps", "max_steps", "epochs")
-                   if tr.get(k) is not None)
-    out += ["", "## Training", "", f"- Steps: {m.get('steps', '-')}", f"- Final train loss: {_num(f['loss'])}",
-            f"- Final eval loss: {_num(met.get('eval_loss'))}",
-            f"- Training time: {_num(m.get('train_seconds'), '.1f')} s"]
+    out += (
+        ["", "Train split after preprocessing: " + ", ".join(f"{k} {v}" for k, v in stats.items()) + "."]
+        if isinstance(stats, dict)
+        else []
+    )
+    hp = ", ".join(
+        f"{k} {tr[k]}"
+        for k in (
+            "learning_rate",
+            "lr_scheduler",
+            "micro_batch_size",
+            "gradient_accumulation_steps",
+            "max_steps",
+            "epochs",
+        )
+        if tr.get(k) is not None
+    )
+    out += [
+        "",
+        "## Training",
+        "",
+        f"- Steps: {m.get('steps', '-')}",
+        f"- Final train loss: {_num(f['loss'])}",
+        f"- Final eval loss: {_num(met.get('eval_loss'))}",
+        f"- Training time: {_num(m.get('train_seconds'), '.1f')} s",
+    ]
     if _isnum(met.get("exact_match_after")):
-        out.append(f"- Held-out exact match: {_num(met.get('exact_match_before'), '.3f')} -> "
-                   f"{met['exact_match_after']:.3f}")
+        out.append(
+            f"- Held-out exact match: {_num(met.get('exact_match_before'), '.3f')} -> {met['exact_match_after']:.3f}"
+        )
     out += [f"- Hyperparameters: {hp}"] if hp else []
     out += ["", "## Evaluation", ""]
     if f["tables"]:
         backend, t = f["tables"][0]
         meta = t.get("meta") or {}
-        out += [f"lm-evaluation-harness {meta.get('lm_eval_version', '?')}, {backend} backend, "
-                f"seed {meta.get('seed', '?')}.",
-                "", "| " + " | ".join(COLUMNS) + " |", "|---|---|---:|---:|---:|---:|"]
+        out += [
+            f"lm-evaluation-harness {meta.get('lm_eval_version', '?')}, {backend} backend, "
+            f"seed {meta.get('seed', '?')}.",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |" for row in t.get("rows") or []]
-        out += [""] + [f"- Gate {'PASS' if g.get('passed') else 'FAIL'}: {g.get('detail') or g.get('task')}"
-                       for g in t.get("gate") or []] + [f"- Gate overall: {_gate_text(t)}"]
+        out += (
+            [""]
+            + [
+                f"- Gate {'PASS' if g.get('passed') else 'FAIL'}: {g.get('detail') or g.get('task')}"
+                for g in t.get("gate") or []
+            ]
+            + [f"- Gate overall: {_gate_text(t)}"]
+        )
     else:
         out.append(f"Not evaluated yet: run `genai eval {shlex.quote(str(run))}`.")
-    out += ["", "## Intended use and limitations", "",
-            f"This {'adapter' if adapter else 'model'} was produced automatically by genai from the recipe `{name}`. "
-            "It has been checked only on the evaluation above, and it inherits the base model's license, biases "
-            "and failure modes. Check that evaluation against your use case, and test on your own data, before "
-            "relying on it.",
-            "", "## How to load", "", "```python"]
+    out += [
+        "",
+        "## Intended use and limitations",
+        "",
+        f"This {'adapter' if adapter else 'model'} was produced automatically by genai from the recipe `{name}`. "
+        "It has been checked only on the evaluation above, and it inherits the base model's license, biases "
+        "and failure modes. Check that evaluation against your use case, and test on your own data, before "
+        "relying on it.",
+        "",
+        "## How to load",
+        "",
+        "```python",
+    ]
     path, rev = json.dumps(str(run / f["path"])), f", revision={json.dumps(f['revision'])}" if f["revision"] else ""
     if adapter:
-        out += ["from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                f"base = {json.dumps(base)}", f"path = {path}",
-                f"model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base{rev}), path)"]
+        out += [
+            "from peft import PeftModel",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f"base = {json.dumps(base)}",
+            f"path = {path}",
+            f"model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base{rev}), path)",
+        ]
     else:
-        out += ["from transformers import AutoModelForCausalLM, AutoTokenizer", "", f"path = {path}",
-                "model = AutoModelForCausalLM.from_pretrained(path)"]
-    out += ["tokenizer = AutoTokenizer.from_pretrained(path)", "```", "", "Or serve it (OpenAI-compatible API):", "",
-            "```bash", f"genai serve {shlex.quote(str(run))}", "```", ""]
+        out += [
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f"path = {path}",
+            "model = AutoModelForCausalLM.from_pretrained(path)",
+        ]
+    out += [
+        "tokenizer = AutoTokenizer.from_pretrained(path)",
+        "```",
+        "",
+        "Or serve it (OpenAI-compatible API):",
+        "",
+        "```bash",
+        f"genai serve {shlex.quote(str(run))}",
+        "```",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -265,16 +362,20 @@ def write_model_card(run: Path) -> Path:
     run = Path(run)
     folder = run / _facts(run)["path"]
     if not folder.is_dir():
-        raise GenaiError(f"{folder}: artifact folder not found", hint="is the run finished? see manifest.json 'artifact'")
+        raise GenaiError(
+            f"{folder}: artifact folder not found", hint="is the run finished? see manifest.json 'artifact'"
+        )
     atomic_write_text(folder / "README.md", model_card(run))  # temp file in the same folder, then os.replace
     return folder / "README.md"
 
 
-CSS = ("body{font:15px/1.5 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-       "table{border-collapse:collapse;margin:.4em 0 1.2em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}"
-       "th{background:#f4f4f4}.ev td:nth-child(n+3){text-align:right;font-variant-numeric:tabular-nums}"
-       "pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:13px}img{max-width:100%;display:block;margin:1em 0}"
-       ".muted{color:#666}")
+CSS = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:.4em 0 1.2em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}"
+    "th{background:#f4f4f4}.ev td:nth-child(n+3){text-align:right;font-variant-numeric:tabular-nums}"
+    "pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:13px}img{max-width:100%;display:block;margin:1em 0}"
+    ".muted{color:#666}"
+)
 
 
 def _table(head: list | None, rows: list, cls: str = "") -> str:
@@ -292,34 +393,56 @@ def write_report(run: Path) -> Path:
         plots, note = make_plots(run), "nothing to plot"
     except MissingExtraError as exc:  # the page is still useful without plots
         plots, note = [], f"{exc.message} ({exc.hint})"
-    summary = [("base model", f["base"]), ("steps", m.get("steps", "-")), ("final train loss", _num(f["loss"])),
-               ("final eval loss", _num(met.get("eval_loss"))), ("held-out exact match",
-               f"{_num(met.get('exact_match_before'), '.3f')} -> {_num(met.get('exact_match_after'), '.3f')}"),
-               ("train seconds", _num(m.get("train_seconds"), ".1f")),
-               ("artifact", f"{run / f['path']} ({f['kind']})" + (f"; merged: {run / f['merged']}" if f["merged"] else "")),
-               ("gate", _gate_text(tables[0][1] if tables else None) + (f" ({tables[0][0]})" if tables else ""))]
-    body = [f"<h1>{h(f['name'])} <span class=muted>/ run {h(m['run_id'])}</span></h1>",
-            f"<p class=muted>{h(f['r'].get('description') or '')} Finished {h(m.get('finished_at', '-'))}.</p>",
-            "<h2>Summary</h2>", _table(None, summary), "<h2>Plots</h2>"]
-    body += [f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" alt="{p.stem} plot">'
-             for p in plots] or [f"<p class=muted>{h(note)}</p>"]
+    summary = [
+        ("base model", f["base"]),
+        ("steps", m.get("steps", "-")),
+        ("final train loss", _num(f["loss"])),
+        ("final eval loss", _num(met.get("eval_loss"))),
+        (
+            "held-out exact match",
+            f"{_num(met.get('exact_match_before'), '.3f')} -> {_num(met.get('exact_match_after'), '.3f')}",
+        ),
+        ("train seconds", _num(m.get("train_seconds"), ".1f")),
+        ("artifact", f"{run / f['path']} ({f['kind']})" + (f"; merged: {run / f['merged']}" if f["merged"] else "")),
+        ("gate", _gate_text(tables[0][1] if tables else None) + (f" ({tables[0][0]})" if tables else "")),
+    ]
+    body = [
+        f"<h1>{h(f['name'])} <span class=muted>/ run {h(m['run_id'])}</span></h1>",
+        f"<p class=muted>{h(f['r'].get('description') or '')} Finished {h(m.get('finished_at', '-'))}.</p>",
+        "<h2>Summary</h2>",
+        _table(None, summary),
+        "<h2>Plots</h2>",
+    ]
+    body += [
+        f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" alt="{p.stem} plot">'
+        for p in plots
+    ] or [f"<p class=muted>{h(note)}</p>"]
     body.append("<h2>Evaluation</h2>" + ("" if tables else f"<p class=muted>not evaluated: genai eval {h(run)}</p>"))
     for backend, t in tables:
         meta = t.get("meta") or {}
-        gate = [("PASS" if g.get("passed") else "FAIL", g.get("task"), g.get("metric"), g.get("detail"))
-                for g in t.get("gate") or []]
-        body += [f"<h3>{h(backend)}</h3><p class=muted>lm-eval {h(meta.get('lm_eval_version', '?'))}, seed "
-                 f"{h(meta.get('seed', '?'))}, limit {h(meta.get('limit') or 'none')}; gate: {h(_gate_text(t))}</p>",
-                 _table(COLUMNS, [_cells(x) for x in t.get("rows") or []], "ev")]
+        gate = [
+            ("PASS" if g.get("passed") else "FAIL", g.get("task"), g.get("metric"), g.get("detail"))
+            for g in t.get("gate") or []
+        ]
+        body += [
+            f"<h3>{h(backend)}</h3><p class=muted>lm-eval {h(meta.get('lm_eval_version', '?'))}, seed "
+            f"{h(meta.get('seed', '?'))}, limit {h(meta.get('limit') or 'none')}; gate: {h(_gate_text(t))}</p>",
+            _table(COLUMNS, [_cells(x) for x in t.get("rows") or []], "ev"),
+        ]
         body += [_table(["gate", "task", "metric", "detail"], gate)] if gate else []
     data = m.get("data") or {}
     splits = {k: v for k, v in data.items() if isinstance(v, dict)}
     cols = list(dict.fromkeys(c for v in splits.values() for c in v))
-    body += ["<h2>Data</h2>", _table(["split", *cols], [[s, *(v.get(c, "-") for c in cols)] for s, v in splits.items()]),
-             _table(None, [(k, v) for k, v in data.items() if k not in splits])]
+    body += [
+        "<h2>Data</h2>",
+        _table(["split", *cols], [[s, *(v.get(c, "-") for c in cols)] for s, v in splits.items()]),
+        _table(None, [(k, v) for k, v in data.items() if k not in splits]),
+    ]
     recipe = (run / RECIPE_FILE).read_text(encoding="utf-8") if (run / RECIPE_FILE).exists() else "(no recipe.yaml)"
     body += ["<h2>Recipe (resolved)</h2>", f"<pre>{h(recipe)}</pre>"]
-    page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{h(f["name"])} / {h(m["run_id"])}'
-            f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    page = (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{h(f["name"])} / {h(m["run_id"])}'
+        f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
     atomic_write_text(run / "report.html", page)
     return run / "report.html"

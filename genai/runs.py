@@ -1,4 +1,5 @@
 """Run directories, atomic writes and the manifest (written last: its presence means complete)."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,9 @@ def latest_run(recipe: Recipe) -> Path | None:
     root = recipe_root(recipe)
     if not root.is_dir():
         return None
-    runs = sorted((p for p in root.iterdir() if p.is_dir() and (p / RECIPE_FILE).exists()),
-                  key=lambda p: p.stat().st_mtime)
+    runs = sorted(
+        (p for p in root.iterdir() if p.is_dir() and (p / RECIPE_FILE).exists()), key=lambda p: p.stat().st_mtime
+    )
     return runs[-1] if runs else None
 
 
@@ -81,8 +83,10 @@ def read_manifest(run: Path) -> dict:
     try:
         return json.loads((run / MANIFEST).read_text())
     except FileNotFoundError:
-        raise GenaiError(f"{run}: not a finished run (no {MANIFEST})",
-                         hint="resume it with `genai train RECIPE --resume --run-dir RUN`") from None
+        raise GenaiError(
+            f"{run}: not a finished run (no {MANIFEST})",
+            hint="resume it with `genai train RECIPE --resume --run-dir RUN`",
+        ) from None
 
 
 def git_commit(where: Path) -> str | None:
@@ -93,8 +97,13 @@ def git_commit(where: Path) -> str | None:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return sha.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -149,8 +158,13 @@ def environment() -> dict:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "machine": platform.machine(), "hardware": hardware(), "packages": versions}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hardware": hardware(),
+        "packages": versions,
+    }
 
 
 def write_manifest(run: Path, recipe: Recipe, **fields: Any) -> dict:
@@ -158,7 +172,7 @@ def write_manifest(run: Path, recipe: Recipe, **fields: Any) -> dict:
         "run_id": run.name,
         "recipe": recipe.name,
         "recipe_sha256": recipe.content_hash(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": environment(),
         **fields,
     }

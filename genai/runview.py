@@ -1,4 +1,5 @@
 """`genai runs list|show|compare`: read run manifests (tables for people, --json for scripts)."""
+
 from __future__ import annotations
 
 import json
@@ -37,10 +38,15 @@ def summary_row(info: dict) -> dict:
     m = info["manifest"]
     stages = m.get("stages", {})
     table = next(iter(info["eval"].values()), None)
-    return {"run": info["path"], "recipe": m.get("recipe"), "status": m.get("status"),
-            "stages": ",".join(f"{k}:{v.get('status')}" for k, v in stages.items()) or "-",
-            "steps": m.get("steps"), "train_loss": m.get("metrics", {}).get("train_loss"),
-            "gate": None if table is None or not table.get("gate") else ("passed" if table["passed"] else "failed")}
+    return {
+        "run": info["path"],
+        "recipe": m.get("recipe"),
+        "status": m.get("status"),
+        "stages": ",".join(f"{k}:{v.get('status')}" for k, v in stages.items()) or "-",
+        "steps": m.get("steps"),
+        "train_loss": m.get("metrics", {}).get("train_loss"),
+        "gate": None if table is None or not table.get("gate") else ("passed" if table["passed"] else "failed"),
+    }
 
 
 def compare_rows(a: dict, b: dict) -> list[dict]:

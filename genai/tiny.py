@@ -5,10 +5,12 @@ byte-level BPE trained on bundled text with single-digit pre-tokenization, bos/e
 ChatML template, weights from a fixed seed, then a brief pre-training on sums (~40 s,
 once) so that it is a *base* model: it answers sums after a chat-shaped prompt, but in its
 own style ("68." where the task wants "68") and without ever ending its turn, so it scores
-~0% exact match on the quickstart task until fine-tuned. LoRA on a random-weight model cannot learn (its tied embeddings are
-too small to produce confident logits); LoRA on this base learns the chat task in a minute.
+~0% exact match on the quickstart task until fine-tuned. LoRA on a random-weight model cannot
+learn (its tied embeddings are too small to produce confident logits); LoRA on this base learns
+the chat task in a minute.
 Pairs that `is_held_out` selects are never trained on, by the base or by the quickstart.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,10 +74,12 @@ def _train_tokenizer(spec: TinySpec):
 
     corpus = resources.files("genai").joinpath("assets/tiny/corpus.txt").read_text(encoding="utf-8")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=spec.vocab_size,
@@ -85,9 +89,13 @@ def _train_tokenizer(spec: TinySpec):
     )
     tok.train_from_iterator(corpus.splitlines(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
         additional_special_tokens=[IM_START, END_OF_TEXT],
-        model_max_length=spec.max_position_embeddings, clean_up_tokenization_spaces=False,
+        model_max_length=spec.max_position_embeddings,
+        clean_up_tokenization_spaces=False,
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -149,8 +157,10 @@ def _pretrain(model, tokenizer, spec: TinySpec) -> None:
         torch.manual_seed(spec.seed)
         opt = torch.optim.AdamW(model.parameters(), lr=spec.pretrain_lr, weight_decay=0.0)
         warmup = 100
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(
-            0.0, 0.5 * (1 + math.cos(math.pi * s / spec.pretrain_steps))))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt,
+            lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 0.5 * (1 + math.cos(math.pi * s / spec.pretrain_steps))),
+        )
         model.train()
         # Chat-shaped prompts, but answers in a sentence that ends in a newline, never in
         # <|im_end|>: the base knows sums, not the task's answer format or when to stop.
@@ -158,11 +168,14 @@ def _pretrain(model, tokenizer, spec: TinySpec) -> None:
         tail = tokenizer(EOS + "\n" + IM_START + "assistant\n", add_special_tokens=False)["input_ids"]
         for _ in range(spec.pretrain_steps):
             batch = rng.sample(pairs, spec.pretrain_batch)
-            questions = tokenizer([rng.choice(PHRASINGS).format(a=a, b=b) for a, b in batch],
-                                  add_special_tokens=False)["input_ids"]
+            questions = tokenizer([rng.choice(PHRASINGS).format(a=a, b=b) for a, b in batch], add_special_tokens=False)[
+                "input_ids"
+            ]
             answers = tokenizer([f"{a + b}.\n" for a, b in batch], add_special_tokens=False)["input_ids"]
-            ids = [head + q + tail + ans for q, ans in zip(questions, answers)]
-            labels = [[-100] * (len(head) + len(q) + len(tail)) + ans for q, ans in zip(questions, answers)]
+            ids = [head + q + tail + ans for q, ans in zip(questions, answers, strict=False)]
+            labels = [
+                [-100] * (len(head) + len(q) + len(tail)) + ans for q, ans in zip(questions, answers, strict=False)
+            ]
             width = max(map(len, ids))
             x = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in ids])
             y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])

@@ -4,6 +4,7 @@ Both libraries are imported only when enabled (`pip install 'genai[tracking]'`).
 through an explicit MlflowClient rather than the fluent API, so no process-global active run or
 tracking URI is touched. Params come from `recipe.public_dump()`, which leaves the API key out.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ class Tracker:
     def run_id(self) -> str | None:
         return self._run_id
 
-    def start(self) -> "Tracker":
+    def start(self) -> Tracker:
         if self.cfg.mlflow and self._run_id is None:
             self._start_mlflow()
         if self.cfg.tensorboard and self._writer is None:
@@ -104,8 +105,11 @@ class Tracker:
                 exp_id = client.create_experiment(name)
             except MlflowException:  # another process created it first
                 exp_id = client.get_experiment_by_name(name).experiment_id
-        run = client.create_run(exp_id, run_name=self.run_dir.name, tags={
-            "genai.recipe": self.recipe.name, "genai.run_dir": str(self.run_dir.resolve())})
+        run = client.create_run(
+            exp_id,
+            run_name=self.run_dir.name,
+            tags={"genai.recipe": self.recipe.name, "genai.run_dir": str(self.run_dir.resolve())},
+        )
         self._client, self._run_id = client, run.info.run_id
 
     def log_params(self, params: dict) -> None:
@@ -115,7 +119,7 @@ class Tracker:
 
             items = [Param(_BAD_KEY.sub("_", k), v[:_PARAM_MAX]) for k, v in flat.items()]
             for i in range(0, len(items), _BATCH):
-                self._client.log_batch(self._run_id, params=items[i:i + _BATCH])
+                self._client.log_batch(self._run_id, params=items[i : i + _BATCH])
         if self._writer is not None:
             rows = [f"| {k} | {v.replace('|', '&#124;')} |" for k, v in flat.items()]
             self._writer.add_text("params", "\n".join(["| param | value |", "|---|---|", *rows]))
@@ -161,7 +165,7 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, int(step)) for k, v in values.items()]
         for i in range(0, len(items), 1000):  # log_batch's metric limit
-            self._client.log_batch(self._run_id, metrics=items[i:i + 1000])
+            self._client.log_batch(self._run_id, metrics=items[i : i + 1000])
 
     def close(self, status: str = "FINISHED") -> None:
         if self._closed:
@@ -174,7 +178,7 @@ class Tracker:
         if self._run_id:
             self._client.set_terminated(self._run_id, status=status)
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,4 +1,5 @@
 """YAML loading that remembers the line of every key, so errors can point at it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,9 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise GenaiError(f"{path}{where}: invalid YAML: {problem}",
-                         hint="check indentation and quoting on that line") from None
+        raise GenaiError(
+            f"{path}{where}: invalid YAML: {problem}", hint="check indentation and quoting on that line"
+        ) from None
     lines: dict[Loc, int] = {}
     if node is not None:
         _walk(node, (), lines)

@@ -1,4 +1,5 @@
 """Test session set-up: offline, loopback-only, fake AWS, one shared tiny model build."""
+
 from __future__ import annotations
 
 import os
@@ -13,16 +14,26 @@ GUARD = Path(__file__).parent / "_guard"
 
 # Environment for this process and every process it starts.
 os.environ.setdefault("GENAI_HOME", str(ROOT / ".cache" / "test-home"))
-os.environ.update({
-    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "VLLM_NO_USAGE_STATS": "1",
-    "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-    "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(GUARD), os.environ.get("PYTHONPATH")])),
-})
+os.environ.update(
+    {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(GUARD), os.environ.get("PYTHONPATH")])),
+    }
+)
 sys.path.insert(0, str(GUARD))
-from genai_netguard import NonLoopbackConnection, install  # noqa: E402
+from genai_netguard import install  # noqa: E402
 
 install()
 
@@ -48,15 +59,27 @@ def tiny_tokenizer(tiny_model_path):
 def genai_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None):
     """Run the real `genai` console script in a subprocess."""
     exe = Path(sys.executable).with_name("genai")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(exe), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="session")
 def quickstart_run(tmp_path_factory) -> Path:
     """The README's quickstart, trained once per test session (about a minute)."""
     out = tmp_path_factory.mktemp("quickstart")
-    proc = genai_cli("train", ROOT / "recipes" / "quickstart.yaml", f"train.output_dir={out}",
-                     f"data.cache_dir={out / 'cache'}", "train.save_steps=null", timeout=900)
+    proc = genai_cli(
+        "train",
+        ROOT / "recipes" / "quickstart.yaml",
+        f"train.output_dir={out}",
+        f"data.cache_dir={out / 'cache'}",
+        "train.save_steps=null",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return next((out / "quickstart").iterdir())

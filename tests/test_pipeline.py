@@ -1,11 +1,10 @@
 """`genai run`: the whole path, resumable by stage, gated, with lineage in the manifest."""
+
 import hashlib
 import json
 import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import ROOT, genai_cli
 
@@ -14,9 +13,18 @@ QS = ROOT / "recipes" / "quickstart.yaml"
 
 def args(tmp_path, *more):
     # The quickstart, shorter: still learns enough to pass a 0.5 gate on 16 held-out items.
-    return [f"train.output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}", "train.max_steps=300",
-            "train.save_steps=100", "train.exact_match.limit=0", "eval.limit=16", "eval.tasks=[quickstart_addition]",
-            "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 0.5}]", "serve.port=0", *more]
+    return [
+        f"train.output_dir={tmp_path / 'runs'}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "train.max_steps=300",
+        "train.save_steps=100",
+        "train.exact_match.limit=0",
+        "eval.limit=16",
+        "eval.tasks=[quickstart_addition]",
+        "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 0.5}]",
+        "serve.port=0",
+        *more,
+    ]
 
 
 def only_run(tmp_path) -> Path:
@@ -68,8 +76,12 @@ def test_quickstart_through_genai_run_is_served_and_shut_down(tmp_path):
 
 
 def test_failing_gate_stops_before_serve(tmp_path):
-    proc = genai_cli("run", QS, *args(tmp_path, "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 1.01}]"),
-                     timeout=900)
+    proc = genai_cli(
+        "run",
+        QS,
+        *args(tmp_path, "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 1.01}]"),
+        timeout=900,
+    )
     assert proc.returncode == 3, proc.stderr[-3000:]
     stages = json.loads((only_run(tmp_path) / "manifest.json").read_text())["stages"]
     assert stages["gate"]["status"] == "failed" and "serve" not in stages

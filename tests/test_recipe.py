@@ -1,4 +1,5 @@
 """Recipe loading: overrides, resolved paths, and one clear error per kind of bad input."""
+
 import json
 import subprocess
 import sys
@@ -38,8 +39,11 @@ def test_shipped_recipes_validate(path):
 
 
 def test_at_least_three_real_recipes_name_hub_models():
-    hub = [p for p in RECIPES if "/" in load_recipe(p).model.name_or_path
-           and not load_recipe(p).model.name_or_path.startswith("genai/")]
+    hub = [
+        p
+        for p in RECIPES
+        if "/" in load_recipe(p).model.name_or_path and not load_recipe(p).model.name_or_path.startswith("genai/")
+    ]
     assert len(hub) >= 3
 
 
@@ -49,8 +53,10 @@ def test_paths_are_relative_to_the_recipe_file(tmp_path):
 
 
 def test_dotted_overrides(tmp_path):
-    r = load_recipe(write(tmp_path, GOOD), ["train.learning_rate=1e-4", "lora.r=8", "data.packing=false",
-                                             "train.distributed.profile=ddp"])
+    r = load_recipe(
+        write(tmp_path, GOOD),
+        ["train.learning_rate=1e-4", "lora.r=8", "data.packing=false", "train.distributed.profile=ddp"],
+    )
     assert r.train.learning_rate == 1e-4 and r.lora.r == 8 and r.data.packing is False
     assert r.train.distributed.profile == "ddp"
 
@@ -122,10 +128,12 @@ def test_schema_is_json_schema():
 
 @pytest.mark.parametrize("argv", [["--help"], ["validate", str(ROOT / "recipes" / "quickstart.yaml")]])
 def test_light_verbs_do_not_import_torch(argv):
-    code = ("import sys; sys.argv = ['genai', *sys.argv[1:]]\n"
-            "from genai.cli import app\n"
-            "try:\n    app()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n"
-            "assert 'transformers' not in sys.modules\n")
+    code = (
+        "import sys; sys.argv = ['genai', *sys.argv[1:]]\n"
+        "from genai.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'transformers' not in sys.modules\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,5 @@
 """genai.report on a synthetic run folder: plots, HTML page and model card, no training."""
+
 from __future__ import annotations
 
 import json
@@ -43,20 +44,37 @@ def make_run(root: Path, *, metrics: bool = True, evals: bool = True, kind: str 
     lines = [{"step": 0, "exact_match": 0.0}]
     if metrics:
         for i in range(1, 11):
-            lines.append({"step": i * 10, "epoch": 0, "loss": round(3.0 / i, 4), "lr": 0.003, "grad_norm": 1.0,
-                          "tokens": i * 1000, "tokens_per_s": 28000.0, "elapsed_s": i * 0.5})
+            lines.append(
+                {
+                    "step": i * 10,
+                    "epoch": 0,
+                    "loss": round(3.0 / i, 4),
+                    "lr": 0.003,
+                    "grad_norm": 1.0,
+                    "tokens": i * 1000,
+                    "tokens_per_s": 28000.0,
+                    "elapsed_s": i * 0.5,
+                }
+            )
             if i in (5, 10):
                 lines.append({"step": i * 10, "eval_loss": round(3.2 / i, 4)})
     (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 10')  # torn line
     (run / "recipe.yaml").write_text(RECIPE)
-    manifest = {"run_id": run.name, "recipe": "demo", "steps": 100, "train_seconds": 12.3,
-                "metrics": {"train_loss": 0.3, "eval_loss": 0.32, "exact_match_before": 0.0, "exact_match_after": 0.985},
-                "base_model": {"name_or_path": "genai/tiny-llama", "revision": None, "resolved": "/cache/tiny"},
-                "artifact": {"kind": kind, "path": kind, "merged": None},
-                "data": {"train": {"examples": 6000, "samples": 6000, "truncated": 0, "dropped": 0, "tokens": 196722},
-                         "eval": {"examples": 200, "samples": 200, "truncated": 0, "dropped": 0, "tokens": 6558},
-                         "stop_token_ids": [4]},
-                "environment": {"python": "3.11.7", "packages": {"torch": "2.13.0"}}}
+    manifest = {
+        "run_id": run.name,
+        "recipe": "demo",
+        "steps": 100,
+        "train_seconds": 12.3,
+        "metrics": {"train_loss": 0.3, "eval_loss": 0.32, "exact_match_before": 0.0, "exact_match_after": 0.985},
+        "base_model": {"name_or_path": "genai/tiny-llama", "revision": None, "resolved": "/cache/tiny"},
+        "artifact": {"kind": kind, "path": kind, "merged": None},
+        "data": {
+            "train": {"examples": 6000, "samples": 6000, "truncated": 0, "dropped": 0, "tokens": 196722},
+            "eval": {"examples": 200, "samples": 200, "truncated": 0, "dropped": 0, "tokens": 6558},
+            "stop_token_ids": [4],
+        },
+        "environment": {"python": "3.11.7", "packages": {"torch": "2.13.0"}},
+    }
     (run / "manifest.json").write_text(json.dumps(manifest))
     if evals:
         write_table(run, "hf")
@@ -65,16 +83,40 @@ def make_run(root: Path, *, metrics: bool = True, evals: bool = True, kind: str 
 
 
 def write_table(run: Path, backend: str, tuned: float = 0.985) -> None:
-    rows = [{"task": "quickstart_addition", "metric": "exact_match,strip", "base": 0.0, "tuned": tuned,
-             "delta": tuned, "stderr": 0.0086},
-            {"task": "addition_mc", "metric": "acc,none", "base": 0.31, "tuned": 0.42, "delta": 0.11, "stderr": None},
-            {"task": "tiny_perplexity", "metric": "word_perplexity,none", "base": 1234.5, "tuned": 35.2,
-             "delta": -1199.3, "stderr": None},
-            {"task": "no_baseline", "metric": "acc,none", "base": None, "tuned": 0.5, "delta": None, "stderr": None}]
-    gate = [{"task": "quickstart_addition", "metric": "exact_match,strip", "passed": True,
-             "detail": "quickstart_addition exact_match,strip 0.985 >= min 0.9"}]
-    table = {"meta": {"backend": backend, "tasks": [r["task"] for r in rows], "seed": 1234, "lm_eval_version": "0.4.13"},
-             "rows": rows, "gate": gate, "passed": True}
+    rows = [
+        {
+            "task": "quickstart_addition",
+            "metric": "exact_match,strip",
+            "base": 0.0,
+            "tuned": tuned,
+            "delta": tuned,
+            "stderr": 0.0086,
+        },
+        {"task": "addition_mc", "metric": "acc,none", "base": 0.31, "tuned": 0.42, "delta": 0.11, "stderr": None},
+        {
+            "task": "tiny_perplexity",
+            "metric": "word_perplexity,none",
+            "base": 1234.5,
+            "tuned": 35.2,
+            "delta": -1199.3,
+            "stderr": None,
+        },
+        {"task": "no_baseline", "metric": "acc,none", "base": None, "tuned": 0.5, "delta": None, "stderr": None},
+    ]
+    gate = [
+        {
+            "task": "quickstart_addition",
+            "metric": "exact_match,strip",
+            "passed": True,
+            "detail": "quickstart_addition exact_match,strip 0.985 >= min 0.9",
+        }
+    ]
+    table = {
+        "meta": {"backend": backend, "tasks": [r["task"] for r in rows], "seed": 1234, "lm_eval_version": "0.4.13"},
+        "rows": rows,
+        "gate": gate,
+        "passed": True,
+    }
     (run / "eval" / backend).mkdir(parents=True)
     (run / "eval" / backend / "table.json").write_text(json.dumps(table))
 

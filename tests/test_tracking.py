@@ -1,4 +1,5 @@
 """Experiment tracking: what we log to MLflow and TensorBoard reads back with their own readers."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -10,8 +11,9 @@ from genai.tracking import Tracker, replay_metrics
 
 # find_spec, not importorskip: importing mlflow here would start its telemetry client before the Tracker
 # switches it off.
-pytestmark = pytest.mark.skipif(not (importlib.util.find_spec("mlflow") and importlib.util.find_spec("tensorboard")),
-                                reason="needs genai[tracking]")
+pytestmark = pytest.mark.skipif(
+    not (importlib.util.find_spec("mlflow") and importlib.util.find_spec("tensorboard")), reason="needs genai[tracking]"
+)
 
 GOOD = """\
 name: t
@@ -25,8 +27,7 @@ lora:
 """
 
 EVAL_ROWS = [
-    {"task": "arith", "metric": "exact_match,strict-match", "base": 0.1, "tuned": 0.6, "delta": 0.5,
-     "stderr": 0.05},
+    {"task": "arith", "metric": "exact_match,strict-match", "base": 0.1, "tuned": 0.6, "delta": 0.5, "stderr": 0.05},
     {"task": "copy", "metric": "acc,none", "base": None, "tuned": 0.9, "delta": None, "stderr": None},
 ]
 
@@ -133,9 +134,11 @@ def test_replay_metrics(tmp_path):
 
     r = recipe(tmp_path, "tracking.mlflow=true")
     rd = run_dir(tmp_path)
-    lines = [{"step": 1, "loss": 2.5, "lr": 1e-3, "grad_norm": 0.7, "tokens_per_s": 900.0},
-             {"step": 2, "loss": 2.0, "lr": 9e-4, "eval_loss": 2.2, "exact_match": 0.25},
-             {"step": 3, "loss": 1.5, "lr": None}]
+    lines = [
+        {"step": 1, "loss": 2.5, "lr": 1e-3, "grad_norm": 0.7, "tokens_per_s": 900.0},
+        {"step": 2, "loss": 2.0, "lr": 9e-4, "eval_loss": 2.2, "exact_match": 0.25},
+        {"step": 3, "loss": 1.5, "lr": None},
+    ]
     (rd / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 4, "lo')
     with Tracker(r, rd) as tr:
         replay_metrics(tr, rd / "metrics.jsonl")

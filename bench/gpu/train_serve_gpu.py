@@ -7,6 +7,7 @@ then `genai serve` (adapter by name, and merged) vs transformers `generate` on t
 `--allow-cpu` runs the same path on CPU (a smoke run of the script; nothing is recorded).
 Usage: python bench/gpu/train_serve_gpu.py [--model PATH_OR_ID] [--steps 60] [--allow-cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,12 +49,12 @@ def main() -> None:
 name: gpu-bench
 model: {{name_or_path: {args.model}, dtype: bfloat16}}
 data:
-  train: [{{path: {work / 'train.jsonl'}, format: alpaca}}]
-  eval: [{{path: {work / 'heldout.jsonl'}, format: alpaca}}]
+  train: [{{path: {work / "train.jsonl"}, format: alpaca}}]
+  eval: [{{path: {work / "heldout.jsonl"}, format: alpaca}}]
   max_length: 2048
 lora: {{r: 16, alpha: 32, dropout: 0.0}}
-train: {{output_dir: {work / 'runs'}, max_steps: {args.steps}, micro_batch_size: 4, learning_rate: 2.0e-4,
-        mixed_precision: "{'bf16' if gpu_here else 'no'}", logging_steps: 10, exact_match: {{limit: 0}}}}
+train: {{output_dir: {work / "runs"}, max_steps: {args.steps}, micro_batch_size: 4, learning_rate: 2.0e-4,
+        mixed_precision: "{"bf16" if gpu_here else "no"}", logging_steps: 10, exact_match: {{limit: 0}}}}
 serve: {{max_model_len: 2048}}
 """)
     recipe = load_recipe(work / "r.yaml")
@@ -62,8 +63,12 @@ serve: {{max_model_len: 2048}}
     tps = manifest["tokens"] / manifest["train_seconds"]
     from genai.models import resolve_model_path
 
-    n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(
-        resolve_model_path(recipe.model), dtype=torch.bfloat16).parameters())
+    n_params = sum(
+        p.numel()
+        for p in __import__("transformers")
+        .AutoModelForCausalLM.from_pretrained(resolve_model_path(recipe.model), dtype=torch.bfloat16)
+        .parameters()
+    )
     gpu = torch.cuda.get_device_name(0) if gpu_here else "CPU"
     peak = peak_flops(gpu)
     mfu = 4 * n_params * tps / peak if peak else None
@@ -82,13 +87,19 @@ serve: {{max_model_len: 2048}}
     settings = ["serve.dtype=bfloat16", "serve.gpu_memory_utilization=0.5"]
     lora, start = st.bench_genai(result.run_dir, settings)
     fast, _ = st.bench_genai(merged, settings)
-    print(f"serve: genai (LoRA by name) {lora:,.0f} tok/s, genai (merged) {fast:,.0f} tok/s vs transformers "
-          f"{hf:,.0f} tok/s = {lora / hf:.2f}x / {fast / hf:.2f}x; start {start:.1f} s")
+    print(
+        f"serve: genai (LoRA by name) {lora:,.0f} tok/s, genai (merged) {fast:,.0f} tok/s vs transformers "
+        f"{hf:,.0f} tok/s = {lora / hf:.2f}x / {fast / hf:.2f}x; start {start:.1f} s"
+    )
     if not gpu_here:
         return  # a smoke run: CPU figures belong to bench/serve_throughput.py
-    record("GPU P1/P2", f"{args.model} bf16 LoRA r16 on {gpu}: train {tps:,.0f} tok/s"
-           + (f", MFU {mfu:.1%}" if mfu else "") + f"; serve (64x64) LoRA by name {lora:,.0f}, merged {fast:,.0f} vs "
-           f"transformers generate {hf:,.0f} tok/s = **{lora / hf:.2f}x** / {fast / hf:.2f}x (start {start:.1f} s)")
+    record(
+        "GPU P1/P2",
+        f"{args.model} bf16 LoRA r16 on {gpu}: train {tps:,.0f} tok/s"
+        + (f", MFU {mfu:.1%}" if mfu else "")
+        + f"; serve (64x64) LoRA by name {lora:,.0f}, merged {fast:,.0f} vs "
+        f"transformers generate {hf:,.0f} tok/s = **{lora / hf:.2f}x** / {fast / hf:.2f}x (start {start:.1f} s)",
+    )
 
 
 if __name__ == "__main__":

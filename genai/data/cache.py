@@ -1,4 +1,5 @@
 """Preprocessing cache: tokenized sets stored as .npy files under a content-hash key."""
+
 from __future__ import annotations
 
 import hashlib

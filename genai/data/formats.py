@@ -3,26 +3,36 @@
 An Example is either a chat (`messages`, rendered with the chat template) or a plain
 prompt/completion pair (tokenized as is, EOS appended).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from genai.data.sources import Record
 from genai.errors import GenaiError
 from genai.recipe import DataSource
 
 ROLES = ("system", "user", "assistant", "tool")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "bot": "assistant", "model": "assistant", "system": "system", "tool": "tool"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "system": "system",
+    "tool": "tool",
+}
 
 
 @dataclass
 class Example:
     origin: str
     messages: list[dict[str, str]] | None = None  # chat examples
-    prompt: str = ""                               # plain examples: masked unless loss_on=all
-    completion: str = ""                           # plain examples: trained
+    prompt: str = ""  # plain examples: masked unless loss_on=all
+    completion: str = ""  # plain examples: trained
     rejected: list[dict[str, str]] | None = field(default=None, repr=False)  # preference data (DPO)
 
 
@@ -38,6 +48,7 @@ def register(name: str, fields: tuple[str, ...]):
         FORMATS[name] = fn
         FORMAT_FIELDS[name] = fields
         return fn
+
     return deco
 
 
@@ -51,10 +62,13 @@ def _get(rec: Record, src: DataSource, name: str, *, required: bool = True, kind
         raise GenaiError(
             f"{rec.origin}: missing field '{column}'{mapped} required by format '{src.format}'",
             hint=f"format '{src.format}' reads {', '.join(FORMAT_FIELDS[src.format])}; "
-                 f"map your columns with data.*.columns, e.g. columns: {{{name}: your_column}}")
+            f"map your columns with data.*.columns, e.g. columns: {{{name}: your_column}}",
+        )
     if not isinstance(value, kind):
-        raise GenaiError(f"{rec.origin}: field '{column}' must be {getattr(kind, '__name__', kind)}, "
-                         f"got {type(value).__name__} (format '{src.format}')")
+        raise GenaiError(
+            f"{rec.origin}: field '{column}' must be {getattr(kind, '__name__', kind)}, "
+            f"got {type(value).__name__} (format '{src.format}')"
+        )
     return value
 
 
@@ -69,13 +83,14 @@ def _check_chat(messages: list[dict[str, str]], rec: Record, src: DataSource) ->
         raise GenaiError(f"{rec.origin}: empty conversation (format '{src.format}')")
     for i, m in enumerate(messages):
         if m.get("role") not in ROLES:
-            raise GenaiError(f"{rec.origin}: message {i}: unknown role {m.get('role')!r}; "
-                             f"expected one of {', '.join(ROLES)} (format '{src.format}')")
+            raise GenaiError(
+                f"{rec.origin}: message {i}: unknown role {m.get('role')!r}; "
+                f"expected one of {', '.join(ROLES)} (format '{src.format}')"
+            )
         if not isinstance(m.get("content"), str):
             raise GenaiError(f"{rec.origin}: message {i}: 'content' must be a string (format '{src.format}')")
     if not any(m["role"] == "assistant" for m in messages):
-        raise GenaiError(f"{rec.origin}: conversation has no assistant message to train on "
-                         f"(format '{src.format}')")
+        raise GenaiError(f"{rec.origin}: conversation has no assistant message to train on (format '{src.format}')")
     return _with_system(messages, src)
 
 
@@ -109,8 +124,9 @@ def sharegpt(rec: Record, src: DataSource) -> Example:
             raise GenaiError(f"{rec.origin}: turn {i} must have 'from' and 'value' (format 'sharegpt')")
         role = SHAREGPT_ROLES.get(str(m["from"]).lower())
         if role is None:
-            raise GenaiError(f"{rec.origin}: turn {i}: unknown speaker {m['from']!r}; "
-                             f"expected one of {', '.join(SHAREGPT_ROLES)}")
+            raise GenaiError(
+                f"{rec.origin}: turn {i}: unknown speaker {m['from']!r}; expected one of {', '.join(SHAREGPT_ROLES)}"
+            )
         msgs.append({"role": role, "content": m["value"]})
     return Example(rec.origin, messages=_check_chat(msgs, rec, src))
 
@@ -136,8 +152,9 @@ def preference(rec: Record, src: DataSource) -> Example:
     chosen = _turns(_get(rec, src, "chosen", kind=(str, list)), "assistant", rec, src, "chosen")
     rejected = _turns(_get(rec, src, "rejected", kind=(str, list)), "assistant", rec, src, "rejected")
     # Supervised fine-tuning trains on prompt + chosen; `rejected` is kept for preference training.
-    return Example(rec.origin, messages=_check_chat(prompt + chosen, rec, src),
-                   rejected=_with_system(prompt + rejected, src))
+    return Example(
+        rec.origin, messages=_check_chat(prompt + chosen, rec, src), rejected=_with_system(prompt + rejected, src)
+    )
 
 
 def to_example(rec: Record, src: DataSource) -> Example:

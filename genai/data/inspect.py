@@ -1,4 +1,5 @@
 """`genai preprocess --show`: print tokenized samples with trained tokens told apart."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -14,7 +15,7 @@ def render_sample(tokenizer, ids, trained, *, plain: bool = False) -> Text:
     """
     out = Text()
     prev = False
-    for tok, tr in zip(ids, trained):
+    for tok, tr in zip(ids, trained, strict=False):
         piece = tokenizer.decode([int(tok)]).replace("\n", "⏎\n")
         if plain and tr != prev:
             out.append("[[" if tr else "]]")
@@ -38,8 +39,10 @@ def preprocess_and_show(recipe: Recipe, *, show: int = 0, use_cache: bool = True
     for split in ("train", "eval"):
         s = data.stats.get(split)
         if s:
-            console.print(f"{split}: {s['examples']} examples -> {s['samples']} samples, {s['tokens']} tokens "
-                          f"({s['trained_tokens']} trained); truncated {s['truncated']}, dropped {s['dropped']}")
+            console.print(
+                f"{split}: {s['examples']} examples -> {s['samples']} samples, {s['tokens']} tokens "
+                f"({s['trained_tokens']} trained); truncated {s['truncated']}, dropped {s['dropped']}"
+            )
     console.print(f"cache: {'hit' if data.cache_hit else 'built'} {data.cache_dir}")
     for i in range(min(show, len(data.train))):
         ids, trained = data.train.sample(i)

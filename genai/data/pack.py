@@ -4,6 +4,7 @@ A packed row holds several samples; each sample's position ids restart at 0, and
 `use_cache=False` transformers builds a block-diagonal mask from them, so no token attends
 across samples (checked by tests/data/test_pack.py against unpacked logits).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -17,9 +18,10 @@ IGNORE = -100
 @dataclass
 class TokenizedSet:
     """Flat storage of samples: ids[offsets[i]:offsets[i+1]] is sample i."""
-    ids: np.ndarray       # int32
-    trained: np.ndarray   # bool
-    offsets: np.ndarray   # int64, len = n + 1
+
+    ids: np.ndarray  # int32
+    trained: np.ndarray  # bool
+    offsets: np.ndarray  # int64, len = n + 1
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

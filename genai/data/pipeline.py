@@ -1,4 +1,5 @@
 """Recipe data section -> tokenized train/eval sets, cached by a content hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -78,8 +79,9 @@ def split_examples(recipe: Recipe) -> tuple[list[Example], list[Example]]:
     return train, evals
 
 
-def _tokenize_all(examples: list[Example], tokenizer, template, recipe: Recipe, split: str,
-                  stats: dict, stops: set[int]) -> TokenizedSet:
+def _tokenize_all(
+    examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
+) -> TokenizedSet:
     max_len, overlong = recipe.data.max_length, recipe.data.overlong
     kept: list[Tokenized] = []
     truncated = dropped = 0
@@ -96,14 +98,20 @@ def _tokenize_all(examples: list[Example], tokenizer, template, recipe: Recipe, 
                 dropped += 1  # truncation removed every trained token: nothing to learn
                 continue
         kept.append(tok)
-    stats[split] = {"examples": len(examples), "samples": len(kept), "truncated": truncated,
-                    "dropped": dropped, "tokens": sum(len(t.input_ids) for t in kept),
-                    "trained_tokens": sum(sum(t.trained) for t in kept)}
+    stats[split] = {
+        "examples": len(examples),
+        "samples": len(kept),
+        "truncated": truncated,
+        "dropped": dropped,
+        "tokens": sum(len(t.input_ids) for t in kept),
+        "trained_tokens": sum(sum(t.trained) for t in kept),
+    }
     if examples and not kept:
         raise GenaiError(
             f"data.{split}: all {len(examples)} samples were dropped as longer than data.max_length="
             f"{max_len} (or left with no trained tokens after truncation)",
-            hint="raise data.max_length, or set data.overlong: truncate")
+            hint="raise data.max_length, or set data.overlong: truncate",
+        )
     lengths = np.array([len(t.input_ids) for t in kept], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ids = np.fromiter((i for t in kept for i in t.input_ids), dtype=np.int32, count=int(offsets[-1]))
@@ -114,17 +122,19 @@ def _tokenize_all(examples: list[Example], tokenizer, template, recipe: Recipe, 
 def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool = True) -> Prepared:
     """Tokenize train/eval data, or load them from the cache when nothing that matters changed."""
     root = Path(recipe.data.cache_dir) if recipe.data.cache_dir else genai_home() / "cache" / "data"
-    key = cache.cache_key({
-        "train": [_source_fingerprint(s) for s in recipe.data.train],
-        "eval": [_source_fingerprint(s) for s in recipe.data.eval],
-        "eval_fraction": recipe.data.eval_fraction,
-        "seed": recipe.train.seed if recipe.data.eval_fraction and not recipe.data.eval else None,
-        "tokenizer": _tokenizer_fingerprint(tokenizer),
-        "template": template,
-        "max_length": recipe.data.max_length,
-        "overlong": recipe.data.overlong,
-        "loss_on": recipe.data.loss_on,
-    })
+    key = cache.cache_key(
+        {
+            "train": [_source_fingerprint(s) for s in recipe.data.train],
+            "eval": [_source_fingerprint(s) for s in recipe.data.eval],
+            "eval_fraction": recipe.data.eval_fraction,
+            "seed": recipe.train.seed if recipe.data.eval_fraction and not recipe.data.eval else None,
+            "tokenizer": _tokenizer_fingerprint(tokenizer),
+            "template": template,
+            "max_length": recipe.data.max_length,
+            "overlong": recipe.data.overlong,
+            "loss_on": recipe.data.loss_on,
+        }
+    )
     if use_cache:
         hit = cache.load(root, key)
         if hit is not None:

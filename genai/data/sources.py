@@ -2,14 +2,16 @@
 
 Every record carries its origin ("file:line") so format errors can point at it.
 """
+
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from genai.errors import GenaiError
 from genai.recipe import DataSource
@@ -31,8 +33,10 @@ def read_jsonl(path: Path) -> Iterator[Record]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise GenaiError(f"{path}:{lineno}: malformed JSON: {exc.msg} (column {exc.colno})",
-                                 hint="each line of a .jsonl file must be one JSON object") from None
+                raise GenaiError(
+                    f"{path}:{lineno}: malformed JSON: {exc.msg} (column {exc.colno})",
+                    hint="each line of a .jsonl file must be one JSON object",
+                ) from None
             if not isinstance(obj, dict):
                 raise GenaiError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield Record(obj, f"{path}:{lineno}")
@@ -46,7 +50,7 @@ def _read_json(path: Path) -> Iterator[Record]:
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):
-        raise GenaiError(f"{path}: expected a JSON list of objects (or {{\"data\": [...]}})")
+        raise GenaiError(f'{path}: expected a JSON list of objects (or {{"data": [...]}})')
     for i, item in enumerate(obj):
         if not isinstance(item, dict):
             raise GenaiError(f"{path}: item {i}: expected a JSON object, got {type(item).__name__}")
@@ -76,8 +80,9 @@ def local_files(path: Path) -> list[Path]:
             raise GenaiError(f"{path}: folder has no {'/'.join(sorted(LOCAL_SUFFIXES))} files")
         return files
     if path.suffix not in READERS:
-        raise GenaiError(f"{path}: unsupported data file type '{path.suffix}'",
-                         hint=f"use one of {', '.join(sorted(READERS))}")
+        raise GenaiError(
+            f"{path}: unsupported data file type '{path.suffix}'", hint=f"use one of {', '.join(sorted(READERS))}"
+        )
     return [path]
 
 
@@ -89,7 +94,7 @@ def fetch_s3(uri: str) -> Path:
     boto3 = require("boto3", "aws", "Reading s3:// data")
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key:
         raise GenaiError(f"{uri}: expected s3://bucket/key")
     s3 = boto3.client("s3")
@@ -121,8 +126,10 @@ def _hub_records(src: DataSource) -> Iterator[Record]:
     try:
         ds = datasets.load_dataset(src.hub, src.name, split=src.split, revision=src.revision)
     except Exception as exc:  # datasets raises many types; the message is what matters to the user
-        raise GenaiError(f"data: cannot load hub dataset '{src.hub}' (split {src.split}): {exc}",
-                         hint="check the id and your network, or download it and use 'path:'") from None
+        raise GenaiError(
+            f"data: cannot load hub dataset '{src.hub}' (split {src.split}): {exc}",
+            hint="check the id and your network, or download it and use 'path:'",
+        ) from None
     for i, row in enumerate(ds):
         yield Record(dict(row), f"{src.hub}[{src.split}]#{i}")
 

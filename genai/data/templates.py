@@ -3,6 +3,7 @@
 The chosen template is saved into the artifact, so eval and serve render prompts exactly as
 training did.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,8 @@ TEMPLATES: dict[str, str] = {
     "llama3": (
         "{{ bos_token }}"
         "{% for message in messages %}"
-        "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+        "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+        " + message['content'] | trim + '<|eot_id|>' }}"
         "{% endfor %}"
         "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
     ),
@@ -47,12 +49,16 @@ def resolve_template(name_or_path: str | None, tokenizer) -> str:
                 return path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise GenaiError(f"model.chat_template: cannot read {path}: {exc.strerror}") from None
-        raise GenaiError(f"model.chat_template: unknown template '{name_or_path}'",
-                         hint=f"use one of {', '.join(TEMPLATES)} or a path to a .jinja file")
+        raise GenaiError(
+            f"model.chat_template: unknown template '{name_or_path}'",
+            hint=f"use one of {', '.join(TEMPLATES)} or a path to a .jinja file",
+        )
     template = getattr(tokenizer, "chat_template", None)
     if isinstance(template, dict):  # some tokenizers ship several named templates
         template = template.get("default")
     if not template:
-        raise GenaiError("model: the tokenizer has no chat template and the recipe names none",
-                         hint="set model.chat_template (e.g. chatml or alpaca), or use format: completion")
+        raise GenaiError(
+            "model: the tokenizer has no chat template and the recipe names none",
+            hint="set model.chat_template (e.g. chatml or alpaca), or use format: completion",
+        )
     return template

@@ -4,6 +4,7 @@ Chat examples are rendered with the template turn by turn: the text each assista
 is the trained span, everything else is masked. Segments are tokenized separately, so the
 prompt tokens are exactly those the server will see at inference.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,9 @@ class Tokenized:
 
 
 def _render(tokenizer, template: str, messages, generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt
+    )
 
 
 def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool]]:
@@ -37,11 +39,12 @@ def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool
             raise GenaiError(
                 f"{ex.origin}: the chat template does not render conversations incrementally, so the "
                 "assistant turns cannot be located for completion-only loss",
-                hint="set data.loss_on: all, or choose another model.chat_template")
-        segments.append((prompt[len(done):], False))
-        segments.append((full[len(prompt):], True))
+                hint="set data.loss_on: all, or choose another model.chat_template",
+            )
+        segments.append((prompt[len(done) :], False))
+        segments.append((full[len(prompt) :], True))
         done = full
-    rest = _render(tokenizer, template, msgs, False)[len(done):]
+    rest = _render(tokenizer, template, msgs, False)[len(done) :]
     if rest:
         segments.append((rest, False))
     return [s for s in segments if s[0]]
@@ -87,7 +90,7 @@ def turn_stop_tokens(tokenizer, tok: Tokenized) -> set[int]:
     special = set(tokenizer.all_special_ids)
     stops: set[int] = set()
     last = None
-    for token, trained in zip(tok.input_ids + [None], tok.trained + [False]):
+    for token, trained in zip(tok.input_ids + [None], tok.trained + [False], strict=False):
         if trained:
             if token in special:
                 last = token

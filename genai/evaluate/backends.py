@@ -3,11 +3,13 @@
 Each backend is a context manager factory: given what to score it yields (lm-eval model name,
 model_args), keeping whatever it started (a server) alive while lm-eval runs.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 from genai.errors import GenaiError
 from genai.evaluate.targets import base_target, tuned_target
@@ -23,6 +25,7 @@ def register(name: str):
     def deco(fn):
         BACKENDS[name] = contextlib.contextmanager(fn)
         return fn
+
     return deco
 
 
@@ -37,8 +40,13 @@ def _cpu_dtype(target: ServeTarget, serve: ServeSection) -> str:
 def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
     import torch
 
-    args = {"pretrained": target.model, "tokenizer": str(target.artifact_dir), "dtype": _cpu_dtype(target, serve),
-            "device": "cuda" if torch.cuda.is_available() else "cpu", "trust_remote_code": target.trust_remote_code}
+    args = {
+        "pretrained": target.model,
+        "tokenizer": str(target.artifact_dir),
+        "dtype": _cpu_dtype(target, serve),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "trust_remote_code": target.trust_remote_code,
+    }
     if which == "tuned" and target.adapter is not None:
         args["peft"] = str(target.adapter)
     yield "hf", args
@@ -54,10 +62,15 @@ def vllm(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSectio
     gpu = has_cuda()
     set_offline_engine_env(serve, gpu=gpu)
     target = tuned_target(target, gpu=gpu) if which == "tuned" else base_target(target)
-    args = {"pretrained": target.model, "tokenizer": str(target.artifact_dir), "dtype": _cpu_dtype(target, serve),
-            "trust_remote_code": target.trust_remote_code, "seed": cfg.seed,
-            "enforce_eager": serve.enforce_eager if serve.enforce_eager is not None else not gpu,
-            "max_model_len": serve.max_model_len or 2048}
+    args = {
+        "pretrained": target.model,
+        "tokenizer": str(target.artifact_dir),
+        "dtype": _cpu_dtype(target, serve),
+        "trust_remote_code": target.trust_remote_code,
+        "seed": cfg.seed,
+        "enforce_eager": serve.enforce_eager if serve.enforce_eager is not None else not gpu,
+        "max_model_len": serve.max_model_len or 2048,
+    }
     if gpu:
         args["gpu_memory_utilization"] = serve.gpu_memory_utilization
     if target.adapter is not None:
@@ -89,24 +102,41 @@ def endpoint(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSe
     server = None
     if ep.url:
         base_url, key = ep.url.rstrip("/"), os.environ.get(ep.api_key_env)
-        name = ep.model if (ep.model and which == "tuned") else (
-            target.default_name if which == "tuned" else target.model_name)
+        name = (
+            ep.model
+            if (ep.model and which == "tuned")
+            else (target.default_name if which == "tuned" else target.model_name)
+        )
     else:  # score the served model itself: start `genai serve` for it
         target = tuned_target(target, gpu=has_cuda()) if which == "tuned" else base_target(target)
         server = Server(target, serve.model_copy(update={"port": 0})).start()
         base_url, key, name = server.base_url, api_key(serve), target.default_name
     try:
         _check_reachable(base_url, key)
-        common = {"model": name, "tokenizer": str(target.artifact_dir), "tokenizer_backend": "huggingface",
-                  "num_concurrent": ep.num_concurrent, "max_retries": 1, "timeout": int(ep.timeout_s),
-                  "seed": cfg.seed, "trust_remote_code": target.trust_remote_code}
+        common = {
+            "model": name,
+            "tokenizer": str(target.artifact_dir),
+            "tokenizer_backend": "huggingface",
+            "num_concurrent": ep.num_concurrent,
+            "max_retries": 1,
+            "timeout": int(ep.timeout_s),
+            "seed": cfg.seed,
+            "trust_remote_code": target.trust_remote_code,
+        }
         with _api_key(key):
             if ep.chat:
                 yield "local-chat-completions", {**common, "base_url": f"{base_url}/chat/completions"}
             else:
                 # Token-id prompts: the server scores exactly the tokens lm-eval built.
-                yield "local-completions", {**common, "base_url": f"{base_url}/completions",
-                                            "tokenized_requests": True, "max_length": serve.max_model_len or 2048}
+                yield (
+                    "local-completions",
+                    {
+                        **common,
+                        "base_url": f"{base_url}/completions",
+                        "tokenized_requests": True,
+                        "max_length": serve.max_model_len or 2048,
+                    },
+                )
     finally:
         if server is not None:
             server.stop()
@@ -122,9 +152,13 @@ def _check_reachable(base_url: str, key: str | None) -> None:
             resp.read()
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
-            raise GenaiError(f"endpoint {base_url}: API key rejected (401)",
-                             hint="set the key in the environment variable eval.endpoint.api_key_env names") from None
+            raise GenaiError(
+                f"endpoint {base_url}: API key rejected (401)",
+                hint="set the key in the environment variable eval.endpoint.api_key_env names",
+            ) from None
         raise GenaiError(f"endpoint {base_url}: /models answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise GenaiError(f"endpoint {base_url} is unreachable: {getattr(exc, 'reason', exc)}",
-                         hint="start it with `genai serve RUN`, or leave eval.endpoint.url empty") from None
+        raise GenaiError(
+            f"endpoint {base_url} is unreachable: {getattr(exc, 'reason', exc)}",
+            hint="start it with `genai serve RUN`, or leave eval.endpoint.url empty",
+        ) from None

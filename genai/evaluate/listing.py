@@ -1,4 +1,5 @@
 """`genai eval --list`: the bundled suites' tasks."""
+
 from __future__ import annotations
 
 from genai.evaluate import suites

@@ -1,4 +1,5 @@
 """Print an EvalReport: the before/after table and one line per gate rule."""
+
 from __future__ import annotations
 
 from rich.console import Console

@@ -1,4 +1,5 @@
 """Before/after table and gate rules over lm-eval results."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,16 @@ def build_table(results: dict[str, dict]) -> list[dict]:
             b = base.get(task, {}).get(key)
             name, _, filt = key.partition(",")
             stderr = tuned[task].get(f"{name}_stderr,{filt}")
-            rows.append({"task": task, "metric": key, "base": b, "tuned": t,
-                         "delta": (t - b) if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None,
-                         "stderr": stderr if isinstance(stderr, (int, float)) else None})
+            rows.append(
+                {
+                    "task": task,
+                    "metric": key,
+                    "base": b,
+                    "tuned": t,
+                    "delta": (t - b) if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None,
+                    "stderr": stderr if isinstance(stderr, (int, float)) else None,
+                }
+            )
     return rows
 
 
@@ -56,17 +64,18 @@ class Verdict:
 def _lookup(res: dict, rule: GateRule, which: str) -> tuple[str, float]:
     task = res.get(rule.task)
     if task is None:
-        raise GenaiError(f"eval.gate: task '{rule.task}' was not evaluated",
-                         hint="add it to eval.tasks")
+        raise GenaiError(f"eval.gate: task '{rule.task}' was not evaluated", hint="add it to eval.tasks")
     keys = metric_keys(task)
     if "," in rule.metric:
         match = [k for k in keys if k == rule.metric]
     else:
         match = [k for k in keys if k.split(",")[0] == rule.metric]
     if len(match) != 1:
-        raise GenaiError(f"eval.gate: task '{rule.task}' produces no metric '{rule.metric}'"
-                         + (" (ambiguous: name the filter)" if match else ""),
-                         hint=f"{which} results have: {', '.join(keys)}")
+        raise GenaiError(
+            f"eval.gate: task '{rule.task}' produces no metric '{rule.metric}'"
+            + (" (ambiguous: name the filter)" if match else ""),
+            hint=f"{which} results have: {', '.join(keys)}",
+        )
     return match[0], float(task[match[0]])
 
 
@@ -80,7 +89,11 @@ def check_gate(rules: list[GateRule], results: dict[str, dict]) -> list[Verdict]
             if "base" not in results:
                 raise GenaiError("eval.gate: max_drop rules compare with the base model; set eval.baseline: true")
             _, base = _lookup(results["base"]["results"], rule, "base")
-            out.append(Verdict(rule, base - tuned <= rule.max_drop + 1e-12,
-                               f"{rule.task} {key} = {tuned:.4f} vs base {base:.4f} "
-                               f"(drop {base - tuned:+.4f} <= {rule.max_drop})"))
+            out.append(
+                Verdict(
+                    rule,
+                    base - tuned <= rule.max_drop + 1e-12,
+                    f"{rule.task} {key} = {tuned:.4f} vs base {base:.4f} (drop {base - tuned:+.4f} <= {rule.max_drop})",
+                )
+            )
     return out

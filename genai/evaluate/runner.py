@@ -1,4 +1,5 @@
 """`genai eval`: score the base model and the fine-tuned artifact, write the table, apply the gate."""
+
 from __future__ import annotations
 
 import difflib
@@ -42,26 +43,42 @@ def check_tasks(tm, tasks: list[str]) -> None:
     for task in tasks:
         if task not in known:
             close = difflib.get_close_matches(task, sorted(known), n=3)
-            raise GenaiError(f"eval.tasks: unknown task '{task}'" +
-                             (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""),
-                             hint="bundled suites live in eval/; `genai eval --list` shows every task")
+            raise GenaiError(
+                f"eval.tasks: unknown task '{task}'"
+                + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""),
+                hint="bundled suites live in eval/; `genai eval --list` shows every task",
+            )
 
 
 def _run_lm_eval(model: str, args: dict, cfg: EvalSection, tm, backend: str) -> dict:
     from lm_eval import simple_evaluate
 
     try:
-        res = simple_evaluate(model=model, model_args=args, tasks=list(cfg.tasks), num_fewshot=cfg.num_fewshot,
-                              batch_size=cfg.batch_size, limit=cfg.limit, apply_chat_template=cfg.apply_chat_template,
-                              system_instruction=cfg.system_instruction, task_manager=tm, log_samples=False,
-                              random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
-                              fewshot_random_seed=cfg.seed, bootstrap_iters=1000)
+        res = simple_evaluate(
+            model=model,
+            model_args=args,
+            tasks=list(cfg.tasks),
+            num_fewshot=cfg.num_fewshot,
+            batch_size=cfg.batch_size,
+            limit=cfg.limit,
+            apply_chat_template=cfg.apply_chat_template,
+            system_instruction=cfg.system_instruction,
+            task_manager=tm,
+            log_samples=False,
+            random_seed=cfg.seed,
+            numpy_random_seed=cfg.seed,
+            torch_random_seed=cfg.seed,
+            fewshot_random_seed=cfg.seed,
+            bootstrap_iters=1000,
+        )
     except GenaiError:
         raise
     except Exception as exc:  # lm-eval and the API client raise many types; the user needs one message
         if backend == "endpoint":
-            raise GenaiError(f"the endpoint returned errors during evaluation: {type(exc).__name__}: {exc}",
-                             hint="check the server log; is the model name right?") from None
+            raise GenaiError(
+                f"the endpoint returned errors during evaluation: {type(exc).__name__}: {exc}",
+                hint="check the server log; is the model name right?",
+            ) from None
         raise
     if res is None:
         raise GenaiError("lm-eval returned no results")
@@ -77,15 +94,21 @@ def _clean(res: dict) -> dict:
 def evaluate(target: str, overrides: list[str], *, backend: str | None = None) -> EvalReport:
     tgt, serve, recipe = resolve(target, overrides)
     if recipe is None or tgt.run_dir is None:
-        raise GenaiError(f"{target}: genai eval takes a recipe or a run folder",
-                         hint="for any endpoint, use a recipe with eval.backend: endpoint and eval.endpoint.url")
+        raise GenaiError(
+            f"{target}: genai eval takes a recipe or a run folder",
+            hint="for any endpoint, use a recipe with eval.backend: endpoint and eval.endpoint.url",
+        )
     cfg = recipe.eval if backend is None else recipe.eval.model_copy(update={"backend": backend})
     if not cfg.tasks:
-        raise GenaiError("eval.tasks is empty", hint="name suites from eval/ or lm-eval tasks, e.g. eval.tasks=[hellaswag]")
+        raise GenaiError(
+            "eval.tasks is empty", hint="name suites from eval/ or lm-eval tasks, e.g. eval.tasks=[hellaswag]"
+        )
     for rule in cfg.gate:  # fail before minutes of scoring, not after
         if rule.task not in cfg.tasks:
-            raise GenaiError(f"eval.gate: rule on task '{rule.task}', which eval.tasks does not include",
-                             hint=f"eval.tasks is {cfg.tasks}")
+            raise GenaiError(
+                f"eval.gate: rule on task '{rule.task}', which eval.tasks does not include",
+                hint=f"eval.tasks is {cfg.tasks}",
+            )
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     tm, include = task_manager(cfg)
     try:
@@ -101,17 +124,27 @@ def evaluate(target: str, overrides: list[str], *, backend: str | None = None) -
     return write_report(tgt.run_dir / "eval" / cfg.backend, recipe, cfg, results, rows, verdicts)
 
 
-def write_report(out: Path, recipe: Recipe, cfg: EvalSection, results: dict, rows: list[dict],
-                 verdicts: list[Verdict]) -> EvalReport:
+def write_report(
+    out: Path, recipe: Recipe, cfg: EvalSection, results: dict, rows: list[dict], verdicts: list[Verdict]
+) -> EvalReport:
     from importlib.metadata import version
 
-    meta = {"backend": cfg.backend, "tasks": cfg.tasks, "seed": cfg.seed, "batch_size": cfg.batch_size,
-            "num_fewshot": cfg.num_fewshot, "limit": cfg.limit, "apply_chat_template": cfg.apply_chat_template,
-            "lm_eval_version": version("lm_eval"), "recipe": recipe.name}
+    meta = {
+        "backend": cfg.backend,
+        "tasks": cfg.tasks,
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "num_fewshot": cfg.num_fewshot,
+        "limit": cfg.limit,
+        "apply_chat_template": cfg.apply_chat_template,
+        "lm_eval_version": version("lm_eval"),
+        "recipe": recipe.name,
+    }
     for which, res in results.items():
         atomic_write_json(out / f"lm_eval_{which}.json", res)
     atomic_write_text(out / "table.md", table_markdown(rows))
     gate = [{"task": v.rule.task, "metric": v.rule.metric, "passed": v.passed, "detail": v.detail} for v in verdicts]
-    atomic_write_json(out / "table.json", {"meta": meta, "rows": rows, "gate": gate,
-                                           "passed": all(v.passed for v in verdicts)})
+    atomic_write_json(
+        out / "table.json", {"meta": meta, "rows": rows, "gate": gate, "passed": all(v.passed for v in verdicts)}
+    )
     return EvalReport(out, rows, verdicts, meta, results)

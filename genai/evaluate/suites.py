@@ -4,6 +4,7 @@ lm-eval resolves a task's relative `data_files` against the working directory; s
 are written relative to their YAML file, so each suite is copied to a scratch folder with
 those paths made absolute, and that folder is what lm-eval includes.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,10 @@ def _absolute_data_files(cfg: dict, yaml_path: Path) -> None:
             return p
         full = (yaml_path.parent / p).resolve()
         if not full.exists():
-            raise GenaiError(f"{yaml_path}: dataset_kwargs.data_files: file not found: {p}",
-                             hint="data files are relative to the task YAML")
+            raise GenaiError(
+                f"{yaml_path}: dataset_kwargs.data_files: file not found: {p}",
+                hint="data files are relative to the task YAML",
+            )
         return str(full)
 
     files = kwargs["data_files"]

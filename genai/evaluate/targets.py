@@ -4,6 +4,7 @@ On CPU, vLLM's LoRA kernels fail on batched prompt log-probabilities (what every
 task asks for), so the vllm and endpoint backends score a LoRA run through its merged model
 there; merged and adapter outputs agree to float precision. GPUs serve the adapter by name.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -24,5 +25,10 @@ def tuned_target(target: ServeTarget, *, gpu: bool) -> ServeTarget:
     merged = target.run_dir / "merged"
     if not (merged / "config.json").exists():
         merge_adapter(target.adapter, merged, trust_remote_code=target.trust_remote_code)
-    return ServeTarget(model=str(merged), model_name=target.default_name, artifact_dir=merged,
-                       trust_remote_code=target.trust_remote_code, run_dir=target.run_dir)
+    return ServeTarget(
+        model=str(merged),
+        model_name=target.default_name,
+        artifact_dir=merged,
+        trust_remote_code=target.trust_remote_code,
+        run_dir=target.run_dir,
+    )

@@ -7,6 +7,7 @@ lm-eval asks `importlib.metadata.version("vllm")` at import; the CPU build insta
 platform detection reads that suffix). Installed only when `vllm` is importable and has no
 metadata of its own.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md

@@ -1,4 +1,5 @@
 """Plain functions behind `genai sagemaker ...` (the CLI only parses and prints)."""
+
 from __future__ import annotations
 
 import json
@@ -15,14 +16,21 @@ def train(recipe_path: Path, overrides: list[str], *, dry_run: bool) -> dict:
 
     recipe = load_recipe(recipe_path, overrides)
     job = submit(recipe, dry_run=dry_run)
-    out = {"job": job.job_name, "dry_run": dry_run, "request": job.request, "estimate": estimate(recipe),
-           "uploads": [f"{c.s3_uri}{c.local.name}" for c in job.channels if c.local is not None]}
+    out = {
+        "job": job.job_name,
+        "dry_run": dry_run,
+        "request": job.request,
+        "estimate": estimate(recipe),
+        "uploads": [f"{c.s3_uri}{c.local.name}" for c in job.channels if c.local is not None],
+    }
     if not dry_run:  # a local run folder that `genai sagemaker download` completes later
         run = recipe_root(recipe) / job.job_name
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / RECIPE_FILE, recipe.to_yaml())
-        atomic_write_json(run / "sagemaker.json", {k: v for k, v in out.items() if k != "dry_run"}
-                          | {"region": boto_session(recipe.sagemaker).region_name})
+        atomic_write_json(
+            run / "sagemaker.json",
+            {k: v for k, v in out.items() if k != "dry_run"} | {"region": boto_session(recipe.sagemaker).region_name},
+        )
     return out
 
 
@@ -66,32 +74,44 @@ def download(job: str, recipe_path: Path | None, dest: Path) -> Path:
     return _download(sm, s3, job, dest, recipe.to_yaml() if recipe else None)
 
 
-def deploy(target: str, overrides: list[str], *, recipe_path: Path | None = None, artifact: str | None = None,
-           instance_type: str | None = None) -> dict:
+def deploy(
+    target: str,
+    overrides: list[str],
+    *,
+    recipe_path: Path | None = None,
+    artifact: str | None = None,
+    instance_type: str | None = None,
+) -> dict:
     """Deploy a local run folder (uploaded first) or an S3 prefix holding a run (a job's output/model/).
 
     For an S3 prefix the recipe's settings come from --recipe (the run folder has its own).
     """
-    from genai.sagemaker.deploy import container_env, deploy as _deploy, serving_image
+    from genai.sagemaker.deploy import container_env, serving_image
+    from genai.sagemaker.deploy import deploy as _deploy
 
     remote = target.startswith("s3://")
     path = Path(target)
     if remote and recipe_path is None:
-        raise GenaiError("sagemaker deploy s3://...: also give --recipe for the SageMaker settings",
-                         hint="or: genai sagemaker download JOB, then genai sagemaker deploy RUN")
+        raise GenaiError(
+            "sagemaker deploy s3://...: also give --recipe for the SageMaker settings",
+            hint="or: genai sagemaker download JOB, then genai sagemaker deploy RUN",
+        )
     if not remote and not (path / RECIPE_FILE).exists():
         raise GenaiError(f"{target}: not a run folder (no {RECIPE_FILE}) or an s3:// run prefix")
     recipe: Recipe = load_recipe(recipe_path or path / RECIPE_FILE, overrides)
-    dep = recipe.sagemaker.deploy.model_copy(update={k: v for k, v in
-                                                     (("artifact", artifact), ("instance_type", instance_type)) if v})
+    dep = recipe.sagemaker.deploy.model_copy(
+        update={k: v for k, v in (("artifact", artifact), ("instance_type", instance_type)) if v}
+    )
     cfg = recipe.sagemaker.model_copy(update={"deploy": dep})
     require_settings(cfg)
     boto = boto_session(cfg)
     use_adapter = dep.artifact == "adapter" and recipe.lora.enabled
     base = recipe.model.name_or_path if use_adapter else None
     if base is not None and (base.startswith(("/", ".", "genai/"))):
-        raise GenaiError(f"sagemaker.deploy.artifact=adapter needs a hub base model; '{base}' is local",
-                         hint="deploy the merged model: sagemaker.deploy.artifact=merged")
+        raise GenaiError(
+            f"sagemaker.deploy.artifact=adapter needs a hub base model; '{base}' is local",
+            hint="deploy the merged model: sagemaker.deploy.artifact=merged",
+        )
     folder = "adapter" if use_adapter else ("merged" if recipe.lora.enabled else "model")
     rank = None
     if remote:
@@ -105,14 +125,20 @@ def deploy(target: str, overrides: list[str], *, recipe_path: Path | None = None
         if use_adapter:
             rank = json.loads((local / "adapter_config.json").read_text()).get("r")
         model_s3 = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}/deploy/{path.name}/{folder}/"
-        bucket, _, key = model_s3[len("s3://"):].partition("/")
+        bucket, _, key = model_s3[len("s3://") :].partition("/")
         s3 = boto.client("s3")
         for f in sorted(p for p in local.rglob("*") if p.is_file()):
             s3.upload_file(str(f), bucket, key + str(f.relative_to(local)))
     served = dep.endpoint_name or recipe.name
     env = container_env(cfg, base=base, lora_rank=rank, served_name=served)
-    reqs = _deploy(boto.client("sagemaker"), cfg, model_s3=model_s3, name=dep.endpoint_name or f"genai-{recipe.name}",
-                   image=serving_image(cfg, boto.region_name), env=env)
+    reqs = _deploy(
+        boto.client("sagemaker"),
+        cfg,
+        model_s3=model_s3,
+        name=dep.endpoint_name or f"genai-{recipe.name}",
+        image=serving_image(cfg, boto.region_name),
+        env=env,
+    )
     return {"endpoint": reqs["endpoint"]["EndpointName"], "model_s3": model_s3, "requests": reqs}
 
 

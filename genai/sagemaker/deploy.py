@@ -3,6 +3,7 @@
 The container maps each SM_VLLM_* variable to the matching `vllm serve` flag; the model is the
 run's folder in S3 (uncompressed), with the artifact's chat template and generation config.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,22 @@ def container_env(cfg: SageMakerSection, *, base: str | None, lora_rank: int | N
     """SM_VLLM_* settings. The S3 prefix (mounted at /opt/ml/model) holds the merged model, or, for
     an adapter, the adapter folder while the base comes from the hub by id."""
     model_dir = "/opt/ml/model"
-    env = {"SM_VLLM_SERVED_MODEL_NAME": served_name, "SM_VLLM_GENERATION_CONFIG": model_dir,
-           "SM_VLLM_CHAT_TEMPLATE": f"{model_dir}/chat_template.jinja"}
+    env = {
+        "SM_VLLM_SERVED_MODEL_NAME": served_name,
+        "SM_VLLM_GENERATION_CONFIG": model_dir,
+        "SM_VLLM_CHAT_TEMPLATE": f"{model_dir}/chat_template.jinja",
+    }
     if base is None:
         env["SM_VLLM_MODEL"] = model_dir
     else:
-        env.update({"SM_VLLM_MODEL": base, "SM_VLLM_ENABLE_LORA": "true",
-                    "SM_VLLM_LORA_MODULES": f"{served_name}={model_dir}",
-                    "SM_VLLM_MAX_LORA_RANK": str(lora_rank or 16)})
+        env.update(
+            {
+                "SM_VLLM_MODEL": base,
+                "SM_VLLM_ENABLE_LORA": "true",
+                "SM_VLLM_LORA_MODULES": f"{served_name}={model_dir}",
+                "SM_VLLM_MAX_LORA_RANK": str(lora_rank or 16),
+            }
+        )
     if cfg.deploy.max_model_len:
         env["SM_VLLM_MAX_MODEL_LEN"] = str(cfg.deploy.max_model_len)
     return env
@@ -47,13 +56,29 @@ def deploy(client, cfg: SageMakerSection, *, model_s3: str, name: str, image: st
     from botocore.exceptions import BotoCoreError, ClientError
 
     ep = endpoint_name(cfg.deploy.endpoint_name or name)
-    model_req = {"ModelName": ep, "ExecutionRoleArn": cfg.role, "PrimaryContainer": {
-        "Image": image, "Environment": env,
-        "ModelDataSource": {"S3DataSource": {"S3Uri": model_s3.rstrip("/") + "/", "S3DataType": "S3Prefix",
-                                             "CompressionType": "None"}}},
-        "Tags": [{"Key": k, "Value": v} for k, v in cfg.tags.items()]}
-    variant = {"VariantName": "AllTraffic", "ModelName": ep, "InstanceType": cfg.deploy.instance_type,
-               "InitialInstanceCount": cfg.deploy.instance_count, "ContainerStartupHealthCheckTimeoutInSeconds": 1800}
+    model_req = {
+        "ModelName": ep,
+        "ExecutionRoleArn": cfg.role,
+        "PrimaryContainer": {
+            "Image": image,
+            "Environment": env,
+            "ModelDataSource": {
+                "S3DataSource": {
+                    "S3Uri": model_s3.rstrip("/") + "/",
+                    "S3DataType": "S3Prefix",
+                    "CompressionType": "None",
+                }
+            },
+        },
+        "Tags": [{"Key": k, "Value": v} for k, v in cfg.tags.items()],
+    }
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": ep,
+        "InstanceType": cfg.deploy.instance_type,
+        "InitialInstanceCount": cfg.deploy.instance_count,
+        "ContainerStartupHealthCheckTimeoutInSeconds": 1800,
+    }
     if cfg.deploy.inference_ami_version:
         variant["InferenceAmiVersion"] = cfg.deploy.inference_ami_version
     config_req = {"EndpointConfigName": ep, "ProductionVariants": [variant]}
@@ -72,8 +97,12 @@ def invoke(runtime, endpoint: str, body: dict) -> dict:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        resp = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
-                                       Accept="application/json", Body=json.dumps(body).encode())
+        resp = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(body).encode(),
+        )
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, "sagemaker invoke") from None
     payload = resp["Body"].read()

@@ -6,6 +6,7 @@ manifest to /opt/ml/model and checkpoints to /opt/ml/checkpoints (synced with S3
 and after a spot interruption resumes from what is there. A failure is written to
 /opt/ml/output/failure and the process exits non-zero.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`genai sagemaker status|logs|stop|download JOB` over the SageMaker and CloudWatch APIs."""
+
 from __future__ import annotations
 
 import json
@@ -29,19 +30,33 @@ def _call(fn, what: str, **kwargs):
 
 def status(client, job: str) -> dict:
     d = _call(client.describe_training_job, "sagemaker status", TrainingJobName=job)
-    return {"job": job, "status": d["TrainingJobStatus"], "secondary": d.get("SecondaryStatus"),
-            "transitions": [{"status": t.get("Status"), "message": t.get("StatusMessage"),
-                             "start": str(t.get("StartTime"))} for t in d.get("SecondaryStatusTransitions", [])],
-            "failure": d.get("FailureReason"), "model": d.get("ModelArtifacts", {}).get("S3ModelArtifacts")}
+    return {
+        "job": job,
+        "status": d["TrainingJobStatus"],
+        "secondary": d.get("SecondaryStatus"),
+        "transitions": [
+            {"status": t.get("Status"), "message": t.get("StatusMessage"), "start": str(t.get("StartTime"))}
+            for t in d.get("SecondaryStatusTransitions", [])
+        ],
+        "failure": d.get("FailureReason"),
+        "model": d.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+    }
 
 
 def logs(logs_client, job: str, limit: int = 10000) -> list[str]:
-    streams = _call(logs_client.describe_log_streams, "sagemaker logs", logGroupName=LOG_GROUP,
-                    logStreamNamePrefix=f"{job}/").get("logStreams", [])
+    streams = _call(
+        logs_client.describe_log_streams, "sagemaker logs", logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job}/"
+    ).get("logStreams", [])
     lines: list[str] = []
     for stream in streams:
-        events = _call(logs_client.get_log_events, "sagemaker logs", logGroupName=LOG_GROUP,
-                       logStreamName=stream["logStreamName"], startFromHead=True, limit=limit)
+        events = _call(
+            logs_client.get_log_events,
+            "sagemaker logs",
+            logGroupName=LOG_GROUP,
+            logStreamName=stream["logStreamName"],
+            startFromHead=True,
+            limit=limit,
+        )
         lines += [f"[{stream['logStreamName'].split('/', 1)[-1]}] {e['message']}" for e in events.get("events", [])]
     return lines
 
@@ -84,7 +99,7 @@ def download(client, s3, job: str, dest: Path, local_recipe_yaml: str | None = N
     uri = st["model"]
     if not uri:
         raise GenaiError(f"sagemaker download: job {job} has no model artifacts")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     tmp = Path(tempfile.mkdtemp(prefix=".sm-download-", dir=dest.parent if dest.parent.exists() else None))
     try:
         if key.endswith(".tar.gz"):
@@ -96,7 +111,7 @@ def download(client, s3, job: str, dest: Path, local_recipe_yaml: str | None = N
             prefix = key.rstrip("/") + "/"
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
-                    target = tmp / "run" / obj["Key"][len(prefix):]
+                    target = tmp / "run" / obj["Key"][len(prefix) :]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     s3.download_file(bucket, obj["Key"], str(target))
         run = tmp / "run"

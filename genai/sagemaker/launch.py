@@ -4,6 +4,7 @@ Local data files become input channels (uploaded under s3://BUCKET/PREFIX/<job>/
 sources pass through, and the project's code plus the resolved recipe travel as the source.
 `--dry-run` captures the exact CreateTrainingJob request through botocore hooks and sends nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ from genai.recipe import Recipe
 from genai.sagemaker.session import aws_error, boto_session, require_settings, sagemaker_session
 
 SECRET = re.compile(r"(TOKEN|SECRET|PASSWORD|KEY|CREDENTIAL)", re.I)
-REQUIREMENTS = ["pydantic>=2.7,<3", "pyyaml>=6,<7", "typer>=0.15,<1", "rich>=13.7,<16", "peft>=0.17,<0.22",
-                "accelerate>=1.10,<1.16", "datasets>=4.0,<5.3", "safetensors>=0.5,<0.9"]
+REQUIREMENTS = [
+    "pydantic>=2.7,<3",
+    "pyyaml>=6,<7",
+    "typer>=0.15,<1",
+    "rich>=13.7,<16",
+    "peft>=0.17,<0.22",
+    "accelerate>=1.10,<1.16",
+    "datasets>=4.0,<5.3",
+    "safetensors>=0.5,<0.9",
+]
 
 
 def prices() -> dict:
@@ -31,10 +40,10 @@ def prices() -> dict:
 @dataclass
 class Channel:
     name: str
-    source: str          # "train" | "eval"
+    source: str  # "train" | "eval"
     index: int
-    local: Path | None   # file to upload, or None for s3:// sources
-    s3_uri: str          # where the job reads it
+    local: Path | None  # file to upload, or None for s3:// sources
+    s3_uri: str  # where the job reads it
 
 
 @dataclass
@@ -62,14 +71,18 @@ def check(recipe: Recipe) -> None:
         import difflib
 
         close = difflib.get_close_matches(cfg.instance_type, list(known), n=2)
-        raise GenaiError(f"sagemaker.instance_type: unknown instance type '{cfg.instance_type}'"
-                         + (f"; did you mean {' or '.join(close)}?" if close else ""),
-                         hint="known types: " + ", ".join(known))
+        raise GenaiError(
+            f"sagemaker.instance_type: unknown instance type '{cfg.instance_type}'"
+            + (f"; did you mean {' or '.join(close)}?" if close else ""),
+            hint="known types: " + ", ".join(known),
+        )
     for split in ("train", "eval"):
         for i, src in enumerate(getattr(recipe.data, split)):
             if src.path and not src.path.startswith("s3://") and not Path(src.path).is_file():
-                raise GenaiError(f"data.{split}.{i}.path: local data file not found: {src.path}",
-                                 hint="SageMaker channels take files; give one file per source")
+                raise GenaiError(
+                    f"data.{split}.{i}.path: local data file not found: {src.path}",
+                    hint="SageMaker channels take files; give one file per source",
+                )
 
 
 def plan(recipe: Recipe, name: str) -> JobPlan:
@@ -97,10 +110,19 @@ def source_dir(recipe: Recipe, job: JobPlan) -> Path:
     d = Path(tempfile.mkdtemp(prefix="genai-sm-src-"))
     shutil.copytree(Path(genai.__file__).parent, d / "genai", ignore=shutil.ignore_patterns("__pycache__"))
     (d / "recipe.yaml").write_text(recipe.to_yaml())
-    (d / "channels.json").write_text(json.dumps({
-        c.name: {"source": c.source, "index": c.index,
-                 "name": c.local.name if c.local else getattr(recipe.data, c.source)[c.index].path.rsplit("/", 1)[1]}
-        for c in job.channels}, indent=1))
+    (d / "channels.json").write_text(
+        json.dumps(
+            {
+                c.name: {
+                    "source": c.source,
+                    "index": c.index,
+                    "name": c.local.name if c.local else getattr(recipe.data, c.source)[c.index].path.rsplit("/", 1)[1],
+                }
+                for c in job.channels
+            },
+            indent=1,
+        )
+    )
     (d / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
     (d / "sm_entry.py").write_text("import sys\nfrom genai.sagemaker.entry import main\nsys.exit(main())\n")
     return d
@@ -113,40 +135,65 @@ def training_image(recipe: Recipe, region: str) -> str:
     from sagemaker.core import image_uris
 
     try:
-        return image_uris.retrieve(framework="huggingface", region=region, version=cfg.transformers_version,
-                                   base_framework_version=f"pytorch{cfg.pytorch_version}", py_version=cfg.py_version,
-                                   instance_type=cfg.instance_type, image_scope="training")
+        return image_uris.retrieve(
+            framework="huggingface",
+            region=region,
+            version=cfg.transformers_version,
+            base_framework_version=f"pytorch{cfg.pytorch_version}",
+            py_version=cfg.py_version,
+            instance_type=cfg.instance_type,
+            image_scope="training",
+        )
     except ValueError as exc:
-        raise GenaiError(f"sagemaker: no Hugging Face training image for {cfg.transformers_version}/"
-                         f"pytorch{cfg.pytorch_version}: {exc}", hint="pin one with sagemaker.image") from None
+        raise GenaiError(
+            f"sagemaker: no Hugging Face training image for {cfg.transformers_version}/"
+            f"pytorch{cfg.pytorch_version}: {exc}",
+            hint="pin one with sagemaker.image",
+        ) from None
 
 
 def build_trainer(recipe: Recipe, job: JobPlan, boto):
     from sagemaker.train import ModelTrainer
-    from sagemaker.train.configs import (CheckpointConfig, Compute, InputData, OutputDataConfig, SourceCode,
-                                         StoppingCondition, Tag)
+    from sagemaker.train.configs import (
+        CheckpointConfig,
+        Compute,
+        InputData,
+        OutputDataConfig,
+        SourceCode,
+        StoppingCondition,
+        Tag,
+    )
     from sagemaker.train.distributed import Torchrun
 
     cfg = recipe.sagemaker
     src = source_dir(recipe, job)
     base = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}/{job.job_name}"
-    stopping = StoppingCondition(max_runtime_in_seconds=cfg.max_runtime_s,
-                                 max_wait_time_in_seconds=(cfg.max_wait_s or cfg.max_runtime_s * 2) if cfg.spot else None)
+    stopping = StoppingCondition(
+        max_runtime_in_seconds=cfg.max_runtime_s,
+        max_wait_time_in_seconds=(cfg.max_wait_s or cfg.max_runtime_s * 2) if cfg.spot else None,
+    )
     return ModelTrainer(
-        sagemaker_session=sagemaker_session(cfg, boto), role=cfg.role, base_job_name=job_stem(recipe),
+        sagemaker_session=sagemaker_session(cfg, boto),
+        role=cfg.role,
+        base_job_name=job_stem(recipe),
         training_image=training_image(recipe, boto.region_name),
         source_code=SourceCode(source_dir=str(src), entry_script="sm_entry.py", requirements="requirements.txt"),
         # torchrun on every GPU of every instance; SageMaker fills in nodes, ranks and the master address.
         distributed=Torchrun(),
-        compute=Compute(instance_type=cfg.instance_type, instance_count=cfg.instance_count,
-                        volume_size_in_gb=cfg.volume_gb, enable_managed_spot_training=cfg.spot),
+        compute=Compute(
+            instance_type=cfg.instance_type,
+            instance_count=cfg.instance_count,
+            volume_size_in_gb=cfg.volume_gb,
+            enable_managed_spot_training=cfg.spot,
+        ),
         stopping_condition=stopping,
         # Uncompressed: the run folder lands under output/<job>/output/model/, deployable as an S3 prefix.
         output_data_config=OutputDataConfig(s3_output_path=f"{base}/output", compression_type="NONE"),
         # Spot: SageMaker syncs /opt/ml/checkpoints with S3 and restores it after an interruption.
         checkpoint_config=CheckpointConfig(s3_uri=f"{base}/checkpoints", local_path="/opt/ml/checkpoints"),
         input_data_config=[InputData(channel_name=c.name, data_source=c.s3_uri) for c in job.channels],
-        environment=dict(cfg.environment), tags=[Tag(key=k, value=v) for k, v in cfg.tags.items()],
+        environment=dict(cfg.environment),
+        tags=[Tag(key=k, value=v) for k, v in cfg.tags.items()],
         hyperparameters={"recipe": recipe.name},
     )
 
@@ -179,9 +226,14 @@ def _capture(boto, job: JobPlan, *, send: bool) -> None:
             return None
         if model.name == "CreateTrainingJob":
             raise _Stop()
-        fake = {"ListBuckets": {"Buckets": [{"Name": "dry-run", "CreationDate": datetime.now()}]},
-                "SimulatePrincipalPolicy": {"EvaluationResults": []}}.get(model.name, {})
-        return AWSResponse("http://dry-run.invalid", 200, {}, None), {**fake, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        fake = {
+            "ListBuckets": {"Buckets": [{"Name": "dry-run", "CreationDate": datetime.now()}]},
+            "SimulatePrincipalPolicy": {"EvaluationResults": []},
+        }.get(model.name, {})
+        return AWSResponse("http://dry-run.invalid", 200, {}, None), {
+            **fake,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
 
     # Registered on the session before any client exists: clients copy its handlers when created.
     boto.events.register("provide-client-params.sagemaker.CreateTrainingJob", on_params)
@@ -201,7 +253,7 @@ def submit(recipe: Recipe, *, dry_run: bool) -> JobPlan:
             s3 = boto.client("s3")
             for c in job.channels:
                 if c.local is not None:
-                    bucket, _, key = c.s3_uri[len("s3://"):].partition("/")
+                    bucket, _, key = c.s3_uri[len("s3://") :].partition("/")
                     s3.upload_file(str(c.local), bucket, key + c.local.name)
         trainer = build_trainer(recipe, job, boto)
         try:
@@ -221,7 +273,12 @@ def estimate(recipe: Recipe) -> dict:
     cfg = recipe.sagemaker
     hourly = table["prices"][cfg.instance_type] * cfg.instance_count
     hours = cfg.max_runtime_s / 3600
-    return {"price_date": table["date"], "instance_type": cfg.instance_type, "instance_count": cfg.instance_count,
-            "usd_per_hour": round(hourly, 3), "max_hours": round(hours, 2), "max_usd_on_demand": round(hourly * hours, 2),
-            "max_usd_spot_estimate": round(hourly * hours * (1 - table["spot_discount_estimate"]), 2)
-            if cfg.spot else None}
+    return {
+        "price_date": table["date"],
+        "instance_type": cfg.instance_type,
+        "instance_count": cfg.instance_count,
+        "usd_per_hour": round(hourly, 3),
+        "max_hours": round(hours, 2),
+        "max_usd_on_demand": round(hourly * hours, 2),
+        "max_usd_spot_estimate": round(hourly * hours * (1 - table["spot_discount_estimate"]), 2) if cfg.spot else None,
+    }

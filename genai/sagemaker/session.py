@@ -1,4 +1,5 @@
 """boto3 / SageMaker sessions with telemetry off and clear errors for missing settings."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ def boto_session(cfg: SageMakerSection):
 def require_settings(cfg: SageMakerSection) -> None:
     missing = [f"sagemaker.{k}" for k in ("role", "bucket") if getattr(cfg, k) is None]
     if missing:
-        raise GenaiError(f"{' and '.join(missing)} must be set to run on SageMaker",
-                         hint="e.g. sagemaker.role=arn:aws:iam::123456789012:role/SageMakerRole sagemaker.bucket=my-bucket")
+        raise GenaiError(
+            f"{' and '.join(missing)} must be set to run on SageMaker",
+            hint="e.g. sagemaker.role=arn:aws:iam::123456789012:role/SageMakerRole sagemaker.bucket=my-bucket",
+        )
 
 
 def sagemaker_session(cfg: SageMakerSection, boto):
@@ -38,5 +41,7 @@ def aws_error(exc: Exception, what: str) -> GenaiError:
     """One clear message for botocore errors (never with credentials in it)."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
     msg = getattr(exc, "response", {}).get("Error", {}).get("Message") if hasattr(exc, "response") else None
-    return GenaiError(f"{what}: AWS error {code or type(exc).__name__}: {msg or exc}",
-                      hint="check sagemaker.region, the bucket, the role and your AWS credentials")
+    return GenaiError(
+        f"{what}: AWS error {code or type(exc).__name__}: {msg or exc}",
+        hint="check sagemaker.region, the bucket, the role and your AWS credentials",
+    )

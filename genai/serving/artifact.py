@@ -3,6 +3,7 @@
 Whatever is served uses the artifact's own tokenizer, chat template and generation config
 (EOS), so the endpoint formats and stops exactly as training did.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 @dataclass
 class ServeTarget:
-    model: str                   # --model: base (for LoRA) or the full model folder / hub id
-    model_name: str              # the name the base/full model is served under
-    artifact_dir: Path           # tokenizer + chat template + generation config come from here
+    model: str  # --model: base (for LoRA) or the full model folder / hub id
+    model_name: str  # the name the base/full model is served under
+    artifact_dir: Path  # tokenizer + chat template + generation config come from here
     adapter: Path | None = None  # LoRA adapter folder, served by name beside the base
     adapter_name: str | None = None
     lora_rank: int | None = None
@@ -39,26 +40,40 @@ class ServeTarget:
 
 def latest_finished_run(recipe: Recipe) -> Path:
     root = recipe_root(recipe)
-    runs = sorted((p for p in root.glob("*") if (p / MANIFEST).exists()), key=lambda p: p.stat().st_mtime) \
-        if root.is_dir() else []
+    runs = (
+        sorted((p for p in root.glob("*") if (p / MANIFEST).exists()), key=lambda p: p.stat().st_mtime)
+        if root.is_dir()
+        else []
+    )
     if not runs:
-        raise GenaiError(f"no finished run of recipe '{recipe.name}' under {root}",
-                         hint="train it first: genai train RECIPE")
+        raise GenaiError(
+            f"no finished run of recipe '{recipe.name}' under {root}", hint="train it first: genai train RECIPE"
+        )
     return runs[-1]
 
 
 def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, run: Path | None) -> ServeTarget:
     cfg = json.loads((adapter / "adapter_config.json").read_text())
     if cfg.get("modules_to_save"):
-        raise GenaiError(f"{adapter}: adapters with modules_to_save cannot be served by name in vLLM",
-                         hint="serve the merged model: serve.artifact=merged (genai merge RUN)")
+        raise GenaiError(
+            f"{adapter}: adapters with modules_to_save cannot be served by name in vLLM",
+            hint="serve the merged model: serve.artifact=merged (genai merge RUN)",
+        )
     rank = int(cfg.get("r", 16))
     vllm_rank = next((r for r in VLLM_LORA_RANKS if r >= rank), None)
     if vllm_rank is None:
         raise GenaiError(f"{adapter}: LoRA rank {rank} is above vLLM's maximum {VLLM_LORA_RANKS[-1]}")
     base = cfg["base_model_name_or_path"]
-    return ServeTarget(model=base, model_name=base_name or base, artifact_dir=adapter, adapter=adapter,
-                       adapter_name=name, lora_rank=vllm_rank, trust_remote_code=trust, run_dir=run)
+    return ServeTarget(
+        model=base,
+        model_name=base_name or base,
+        artifact_dir=adapter,
+        adapter=adapter,
+        adapter_name=name,
+        lora_rank=vllm_rank,
+        trust_remote_code=trust,
+        run_dir=run,
+    )
 
 
 def from_run(run: Path, recipe: Recipe) -> ServeTarget:
@@ -71,14 +86,18 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
         merged = run / "merged"
         if not (merged / "config.json").exists():
             raise GenaiError(f"{run}: no merged model", hint=f"genai merge {run}, or serve.artifact=adapter")
-        return ServeTarget(model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run)
+        return ServeTarget(
+            model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run
+        )
     if kind == "adapter":
         return _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
     model = run / "model"
     return ServeTarget(model=str(model), model_name=name, artifact_dir=model, trust_remote_code=trust, run_dir=run)
 
 
-def resolve(target: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[ServeTarget, ServeSection, Recipe | None]:
+def resolve(
+    target: str, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[ServeTarget, ServeSection, Recipe | None]:
     """Turn the CLI argument into what to serve, with the serve settings that apply."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml") and path.is_file():
@@ -92,14 +111,17 @@ def resolve(target: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[S
         return _from_adapter(path, serve.served_name or path.parent.name or "adapter", None, False, None), serve, None
     if (path / "config.json").exists():
         return ServeTarget(model=str(path), model_name=serve.served_name or path.name, artifact_dir=path), serve, None
-    raise GenaiError(f"{target}: not a recipe, a run folder, an adapter or a model folder",
-                     hint="give recipes/NAME.yaml, runs/NAME/RUN_ID, or a folder with config.json")
+    raise GenaiError(
+        f"{target}: not a recipe, a run folder, an adapter or a model folder",
+        hint="give recipes/NAME.yaml, runs/NAME/RUN_ID, or a folder with config.json",
+    )
 
 
 def _serve_only(overrides) -> ServeSection:
     """serve.* overrides for a bare model folder (no recipe to hold them)."""
-    from genai.recipe import apply_override, parse_override
     from pydantic import ValidationError
+
+    from genai.recipe import apply_override, parse_override
 
     data: dict = {"serve": {}}
     for text in overrides:

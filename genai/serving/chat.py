@@ -1,4 +1,5 @@
 """`genai chat`: a streaming terminal chat against any OpenAI-compatible endpoint."""
+
 from __future__ import annotations
 
 import os
@@ -7,13 +8,24 @@ import sys
 from genai.errors import GenaiError, require
 
 
-def chat_loop(target: str, overrides: list[str], *, model: str | None, system: str | None, max_tokens: int,
-              stdin=None, stdout=None) -> None:
+def chat_loop(
+    target: str,
+    overrides: list[str],
+    *,
+    model: str | None,
+    system: str | None,
+    max_tokens: int,
+    stdin=None,
+    stdout=None,
+) -> None:
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     openai = require("openai", "dev", "genai chat")
     server = None
     if target.startswith(("http://", "https://")):
-        base_url, key = target.rstrip("/"), os.environ.get("GENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
+        base_url, key = (
+            target.rstrip("/"),
+            os.environ.get("GENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none",
+        )
     else:
         from genai.serving.commands import start_server
         from genai.serving.server import api_key
@@ -39,8 +51,7 @@ def chat_loop(target: str, overrides: list[str], *, model: str | None, system: s
                 break
             history.append({"role": "user", "content": line.rstrip("\n")})
             reply = []
-            stream = client.chat.completions.create(model=model, messages=history, stream=True,
-                                                    max_tokens=max_tokens)
+            stream = client.chat.completions.create(model=model, messages=history, stream=True, max_tokens=max_tokens)
             for chunk in stream:
                 piece = chunk.choices[0].delta.content if chunk.choices else None
                 if piece:

@@ -1,4 +1,5 @@
 """`genai serve`: start, report how to call it, run until SIGINT/SIGTERM, shut down cleanly."""
+
 from __future__ import annotations
 
 import signal
@@ -41,8 +42,9 @@ def serve_forever(target: str, overrides: list[str]) -> None:
         if server.proc.returncode not in (0, None):
             from genai.errors import GenaiError
 
-            raise GenaiError(f"vLLM server stopped with exit code {server.proc.returncode}:\n" +
-                             "\n".join(list(server.tail)[-20:]))
+            raise GenaiError(
+                f"vLLM server stopped with exit code {server.proc.returncode}:\n" + "\n".join(list(server.tail)[-20:])
+            )
     except KeyboardInterrupt:
         console.print("shutting down ...")
     finally:

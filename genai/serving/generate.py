@@ -1,4 +1,5 @@
 """`genai generate`: offline batch generation with vLLM's LLM API on the artifact."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,17 @@ def read_prompts(path: Path) -> list[dict]:
     return rows
 
 
-def generate_file(target: str, overrides: list[str], input: Path, output: Path, *, max_tokens: int,
-                  temperature: float, top_p: float, seed: int) -> int:
+def generate_file(
+    target: str,
+    overrides: list[str],
+    input: Path,
+    output: Path,
+    *,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int,
+) -> int:
     rows = read_prompts(input)
     require_vllm()
     tgt, serve, _ = resolve(target, overrides)
@@ -37,9 +47,14 @@ def generate_file(target: str, overrides: list[str], input: Path, output: Path, 
     from vllm.lora.request import LoRARequest
 
     gen_dir = tgt.artifact_dir if (tgt.artifact_dir / "generation_config.json").exists() else "auto"
-    kwargs = dict(model=tgt.model, generation_config=str(gen_dir),
-                  dtype=resolve_dtype(tgt, serve, gpu=has_cuda()), trust_remote_code=tgt.trust_remote_code, seed=seed,
-                  enforce_eager=serve.enforce_eager if serve.enforce_eager is not None else not has_cuda())
+    kwargs = dict(
+        model=tgt.model,
+        generation_config=str(gen_dir),
+        dtype=resolve_dtype(tgt, serve, gpu=has_cuda()),
+        trust_remote_code=tgt.trust_remote_code,
+        seed=seed,
+        enforce_eager=serve.enforce_eager if serve.enforce_eager is not None else not has_cuda(),
+    )
     if serve.max_model_len:
         kwargs["max_model_len"] = serve.max_model_len
     if tgt.adapter is not None:
@@ -50,22 +65,33 @@ def generate_file(target: str, overrides: list[str], input: Path, output: Path, 
     template = template_file.read_text() if template_file.exists() else None
 
     def params(row):
-        return SamplingParams(max_tokens=int(row.get("max_tokens", max_tokens)),
-                              temperature=float(row.get("temperature", temperature)), top_p=top_p, seed=seed)
+        return SamplingParams(
+            max_tokens=int(row.get("max_tokens", max_tokens)),
+            temperature=float(row.get("temperature", temperature)),
+            top_p=top_p,
+            seed=seed,
+        )
 
     results: dict[int, str] = {}
     chats = [(i, r) for i, r in enumerate(rows) if "messages" in r]
     plain = [(i, r) for i, r in enumerate(rows) if "messages" not in r]
     if plain:
-        outs = llm.generate([r["prompt"] for _, r in plain], [params(r) for _, r in plain], lora_request=lora,
-                            use_tqdm=True)
-        results.update({i: o.outputs[0].text for (i, _), o in zip(plain, outs)})
+        outs = llm.generate(
+            [r["prompt"] for _, r in plain], [params(r) for _, r in plain], lora_request=lora, use_tqdm=True
+        )
+        results.update({i: o.outputs[0].text for (i, _), o in zip(plain, outs, strict=False)})
     if chats:
-        outs = llm.chat([r["messages"] for _, r in chats], [params(r) for _, r in chats], lora_request=lora,
-                        chat_template=template, use_tqdm=True)
-        results.update({i: o.outputs[0].text for (i, _), o in zip(chats, outs)})
-    text = "".join(json.dumps({**row, "completion": results[i], "model": tgt.default_name}) + "\n"
-                   for i, row in enumerate(rows))
+        outs = llm.chat(
+            [r["messages"] for _, r in chats],
+            [params(r) for _, r in chats],
+            lora_request=lora,
+            chat_template=template,
+            use_tqdm=True,
+        )
+        results.update({i: o.outputs[0].text for (i, _), o in zip(chats, outs, strict=False)})
+    text = "".join(
+        json.dumps({**row, "completion": results[i], "model": tgt.default_name}) + "\n" for i, row in enumerate(rows)
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output, text)
     return len(rows)

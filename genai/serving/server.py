@@ -4,6 +4,7 @@ No proxy of ours sits in the request path: clients talk to vLLM directly. The se
 its own process group, so stopping it (SIGINT/SIGTERM, or leaving the context) takes every
 engine process with it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -69,10 +70,21 @@ def resolve_dtype(target: ServeTarget, serve: ServeSection, *, gpu: bool) -> str
 
 
 def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-           "--model", target.model, "--served-model-name", target.model_name,
-           "--host", serve.host, "--port", str(port), "--dtype", resolve_dtype(target, serve, gpu=gpu),
-           ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        target.model,
+        "--served-model-name",
+        target.model_name,
+        "--host",
+        serve.host,
+        "--port",
+        str(port),
+        "--dtype",
+        resolve_dtype(target, serve, gpu=gpu),
+    ]
     # The artifact's own chat template and EOS, not the base model's. (The tokenizer is the
     # base's: training never changes it, and vLLM cannot read one from an adapter folder.)
     if (target.artifact_dir / "generation_config.json").exists():
@@ -81,8 +93,15 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
     if template.exists():
         cmd += ["--chat-template", str(template)]
     if target.adapter is not None:
-        cmd += ["--enable-lora", "--lora-modules", f"{target.adapter_name}={target.adapter}",
-                "--max-lora-rank", str(target.lora_rank), "--max-loras", "1"]
+        cmd += [
+            "--enable-lora",
+            "--lora-modules",
+            f"{target.adapter_name}={target.adapter}",
+            "--max-lora-rank",
+            str(target.lora_rank),
+            "--max-loras",
+            "1",
+        ]
     if target.trust_remote_code:
         cmd.append("--trust-remote-code")
     if serve.max_model_len:
@@ -107,8 +126,10 @@ def engine_defaults(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
     """vLLM settings genai chooses unless the environment already sets them."""
     if gpu:
         return {}
-    return {"VLLM_CPU_KVCACHE_SPACE": f"{serve.kv_cache_gib:g}",  # else vLLM asks for 92% of RAM
-            "VLLM_ENABLE_V1_MULTIPROCESSING": CPU_ENGINE_MULTIPROCESSING}
+    return {
+        "VLLM_CPU_KVCACHE_SPACE": f"{serve.kv_cache_gib:g}",  # else vLLM asks for 92% of RAM
+        "VLLM_ENABLE_V1_MULTIPROCESSING": CPU_ENGINE_MULTIPROCESSING,
+    }
 
 
 def set_offline_engine_env(serve: ServeSection, *, gpu: bool) -> None:
@@ -120,8 +141,13 @@ def set_offline_engine_env(serve: ServeSection, *, gpu: bool) -> None:
 
 
 def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
-    env = {**engine_defaults(serve, gpu=gpu), **os.environ,
-           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **engine_defaults(serve, gpu=gpu),
+        **os.environ,
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("VLLM_API_KEY", None)
     key = api_key(serve)
     if key:
@@ -149,7 +175,7 @@ class Server:
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
 
-    def start(self, on_wait=None) -> "Server":
+    def start(self, on_wait=None) -> Server:
         require_vllm()
         cmd = build_command(self.target, self.serve, self.port, gpu=self.gpu)
         log = open(self.log_path, "w") if self.log_path else tempfile.TemporaryFile("w+")
@@ -157,8 +183,9 @@ class Server:
         # A private temp dir for vLLM's IPC sockets and scratch files, removed on stop.
         self.tmpdir = Path(tempfile.mkdtemp(prefix="genai-vllm-"))
         env = {**server_env(self.serve, gpu=self.gpu), "TMPDIR": str(self.tmpdir)}
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         Thread(target=self._pump, daemon=True).start()
         self.wait_ready(on_wait)
         return self
@@ -188,8 +215,10 @@ class Server:
                 on_wait(time.monotonic() - start, self.tail[-1] if self.tail else "")
             time.sleep(0.5)
         self.stop()
-        raise GenaiError(f"vLLM server not ready after {self.serve.startup_timeout_s:.0f} s",
-                         hint="raise serve.startup_timeout_s, or check the log")
+        raise GenaiError(
+            f"vLLM server not ready after {self.serve.startup_timeout_s:.0f} s",
+            hint="raise serve.startup_timeout_s, or check the log",
+        )
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM the whole process group, then SIGKILL what is left."""
@@ -221,7 +250,7 @@ class Server:
         self.proc = None
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:
@@ -232,9 +261,11 @@ def usage_snippets(server: Server, key_set: bool) -> str:
     name = server.target.default_name
     auth = ' -H "Authorization: Bearer $GENAI_API_KEY"' if key_set else ""
     key = 'os.environ["GENAI_API_KEY"]' if key_set else '"none"'
-    return (f"curl {server.base_url}/chat/completions -H 'Content-Type: application/json'{auth} \\\n"
-            f"  -d '{{\"model\": \"{name}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'\n\n"
-            f"from openai import OpenAI\n"
-            f"client = OpenAI(base_url=\"{server.base_url}\", api_key={key})\n"
-            f"print(client.chat.completions.create(model=\"{name}\", "
-            f"messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}]).choices[0].message.content)")
+    return (
+        f"curl {server.base_url}/chat/completions -H 'Content-Type: application/json'{auth} \\\n"
+        f'  -d \'{{"model": "{name}", "messages": [{{"role": "user", "content": "Hello"}}]}}\'\n\n'
+        f"from openai import OpenAI\n"
+        f'client = OpenAI(base_url="{server.base_url}", api_key={key})\n'
+        f'print(client.chat.completions.create(model="{name}", '
+        f'messages=[{{"role": "user", "content": "Hello"}}]).choices[0].message.content)'
+    )

@@ -3,6 +3,7 @@
 Only trainable parameters are saved (the adapter for LoRA), so checkpoints stay small. A
 checkpoint directory is written under a temporary name and renamed when complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,11 @@ PREFIX = "step-"
 
 @dataclass
 class TrainState:
-    step: int = 0            # optimizer steps done
-    epoch: int = 0           # current epoch
-    micro: int = 0           # next global micro-batch within the epoch
-    tokens: int = 0          # tokens processed (all processes)
-    elapsed: float = 0.0     # training seconds before this process started
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch
+    micro: int = 0  # next global micro-batch within the epoch
+    tokens: int = 0  # tokens processed (all processes)
+    elapsed: float = 0.0  # training seconds before this process started
 
 
 def _rng_state() -> dict:
@@ -57,7 +58,7 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     if not ckpt_root.is_dir():
         return []
     done = [p for p in ckpt_root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").exists()]
-    return sorted(done, key=lambda p: int(p.name[len(PREFIX):]))
+    return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def save(ckpt_root: Path, accelerator, model, optimizer, scheduler, state: TrainState, keep: int) -> Path:
@@ -91,8 +92,11 @@ def load(ckpt: Path, accelerator, model, optimizer, scheduler) -> TrainState:
     if missing:
         from genai.errors import GenaiError
 
-        raise GenaiError(f"{ckpt}: checkpoint does not match the model ({len(missing)} trainable "
-                         f"tensors missing, e.g. {missing[0]})", hint="resume with the recipe that made it")
+        raise GenaiError(
+            f"{ckpt}: checkpoint does not match the model ({len(missing)} trainable "
+            f"tensors missing, e.g. {missing[0]})",
+            hint="resume with the recipe that made it",
+        )
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))

@@ -2,6 +2,7 @@
 
 This is feedback during training; `genai eval` (lm-eval) is the scored evaluation.
 """
+
 from __future__ import annotations
 
 from genai.data.formats import Example
@@ -12,8 +13,9 @@ def _prompt_and_target(ex: Example, tokenizer, template: str | None) -> tuple[st
         last = max((i for i, m in enumerate(ex.messages) if m["role"] == "assistant"), default=None)
         if last is None or template is None:
             return None
-        prompt = tokenizer.apply_chat_template(ex.messages[:last], chat_template=template, tokenize=False,
-                                               add_generation_prompt=True)
+        prompt = tokenizer.apply_chat_template(
+            ex.messages[:last], chat_template=template, tokenize=False, add_generation_prompt=True
+        )
         return prompt, ex.messages[last]["content"]
     if not ex.prompt:
         return None
@@ -21,8 +23,17 @@ def _prompt_and_target(ex: Example, tokenizer, template: str | None) -> tuple[st
     return (ex.prompt if ex.prompt.startswith(bos) else bos + ex.prompt), ex.completion
 
 
-def exact_match(model, tokenizer, template: str | None, examples: list[Example], stop_ids: list[int],
-                *, limit: int, max_new_tokens: int, batch_size: int = 32) -> dict | None:
+def exact_match(
+    model,
+    tokenizer,
+    template: str | None,
+    examples: list[Example],
+    stop_ids: list[int],
+    *,
+    limit: int,
+    max_new_tokens: int,
+    batch_size: int = 32,
+) -> dict | None:
     import torch
 
     pairs = [p for p in (_prompt_and_target(ex, tokenizer, template) for ex in examples[:limit]) if p]
@@ -36,13 +47,19 @@ def exact_match(model, tokenizer, template: str | None, examples: list[Example],
     hits, samples = 0, []
     try:
         for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
-            enc = tokenizer([p for p, _ in chunk], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
+            chunk = pairs[start : start + batch_size]
+            enc = tokenizer([p for p, _ in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                device
+            )
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
-            for (prompt, target), row in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=stop_ids,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            for (_, target), row in zip(chunk, out[:, enc["input_ids"].shape[1] :], strict=False):
                 text = tokenizer.decode(row, skip_special_tokens=True).strip()
                 hits += text == target.strip()
                 if len(samples) < 3:

@@ -3,6 +3,7 @@
 adapter/ (LoRA, PEFT layout) or model/ (full fine-tune), and merged/ on request. transformers,
 PEFT and vLLM load these folders directly.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,11 @@ def generation_config(base_path: str, tokenizer, stop_ids: list[int]):
         gen = GenerationConfig.from_pretrained(base_path)
     except (OSError, ValueError):
         gen = GenerationConfig()
-    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else (
-        [gen.eos_token_id] if gen.eos_token_id is not None else [])
+    eos = (
+        gen.eos_token_id
+        if isinstance(gen.eos_token_id, list)
+        else ([gen.eos_token_id] if gen.eos_token_id is not None else [])
+    )
     # Every token that ended a trained turn must stop generation, or serving runs past the answer.
     ids = [i for i in [tokenizer.eos_token_id, *stop_ids, *eos] if i is not None]
     gen.eos_token_id = list(dict.fromkeys(ids))
@@ -65,8 +69,11 @@ def merge_adapter(adapter_dir: Path, out: Path, *, trust_remote_code: bool = Fal
         raise GenaiError(f"{adapter_dir}: no adapter_config.json (merging needs a LoRA run)")
     cfg = PeftConfig.from_pretrained(adapter_dir)
     base = AutoModelForCausalLM.from_pretrained(
-        cfg.base_model_name_or_path, dtype=torch.float32 if dtype == "auto" else getattr(torch, dtype),
-        use_safetensors=True, trust_remote_code=trust_remote_code)
+        cfg.base_model_name_or_path,
+        dtype=torch.float32 if dtype == "auto" else getattr(torch, dtype),
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+    )
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     gen = GenerationConfig.from_pretrained(adapter_dir)

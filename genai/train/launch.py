@@ -3,6 +3,7 @@
 Several GPUs: `accelerate launch` with a shipped profile (DDP, FSDP, DeepSpeed ZeRO).
 Several CPU processes (tests, CPU clusters): torchrun with the gloo backend.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,10 @@ def resolve_resume(recipe: Recipe, run_dir: Path | None, checkpoint: Path | None
         return (run_dir or checkpoint.parent.parent), checkpoint
     run_dir = run_dir or latest_run(recipe)
     if run_dir is None:
-        raise GenaiError(f"--resume: no earlier run of recipe '{recipe.name}' under {recipe.train.output_dir}",
-                         hint="drop --resume to start a new run")
+        raise GenaiError(
+            f"--resume: no earlier run of recipe '{recipe.name}' under {recipe.train.output_dir}",
+            hint="drop --resume to start a new run",
+        )
     if is_complete(run_dir):
         raise GenaiError(f"--resume: {run_dir} already finished", hint="start a new run without --resume")
     ckpt_root = Path(recipe.train.checkpoint_dir) if recipe.train.checkpoint_dir else run_dir / "checkpoints"
@@ -51,9 +54,19 @@ def launch_command(recipe: Recipe, run_dir: Path, ckpt: Path | None, gpu: bool) 
     worker = ["-m", "genai.train.worker", str(run_dir)] + (["--resume-from", str(ckpt)] if ckpt else [])
     if gpu:
         profile = resources.files("genai").joinpath(f"accelerate/{dist.profile}.yaml")
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(profile),
-               "--num_processes", str(n * dist.num_machines), "--num_machines", str(dist.num_machines),
-               "--machine_rank", str(dist.machine_rank)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(profile),
+            "--num_processes",
+            str(n * dist.num_machines),
+            "--num_machines",
+            str(dist.num_machines),
+            "--machine_rank",
+            str(dist.machine_rank),
+        ]
         if dist.main_process_ip:
             cmd += ["--main_process_ip", dist.main_process_ip]
         if dist.main_process_port:
@@ -61,16 +74,31 @@ def launch_command(recipe: Recipe, run_dir: Path, ckpt: Path | None, gpu: bool) 
         return cmd + worker
     if dist.profile != "ddp":
         raise GenaiError(f"train.distributed.profile: '{dist.profile}' needs GPUs; on CPU use 'ddp'")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n),
-           "--nnodes", str(dist.num_machines), "--node_rank", str(dist.machine_rank)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(n),
+        "--nnodes",
+        str(dist.num_machines),
+        "--node_rank",
+        str(dist.machine_rank),
+    ]
     if dist.main_process_ip:
         cmd += ["--master_addr", dist.main_process_ip]
     cmd += ["--master_port", str(dist.main_process_port or 29500)]
     return cmd + worker
 
 
-def start_training(recipe: Recipe, *, resume: bool = False, run_dir: Path | None = None,
-                   checkpoint: Path | None = None, verbose: bool = True):
+def start_training(
+    recipe: Recipe,
+    *,
+    resume: bool = False,
+    run_dir: Path | None = None,
+    checkpoint: Path | None = None,
+    verbose: bool = True,
+):
     ckpt = None
     if resume or checkpoint:
         run_dir, ckpt = resolve_resume(recipe, run_dir, checkpoint)
@@ -88,8 +116,10 @@ def start_training(recipe: Recipe, *, resume: bool = False, run_dir: Path | None
             cmd = launch_command(recipe, run_dir, ckpt, gpu=torch.cuda.is_available())
             proc = subprocess.run(cmd, check=False)
             if proc.returncode != 0:
-                raise GenaiError(f"distributed training failed (exit {proc.returncode}); see the log above",
-                                 hint=f"resume with `genai train ... --resume --run-dir {run_dir}`")
+                raise GenaiError(
+                    f"distributed training failed (exit {proc.returncode}); see the log above",
+                    hint=f"resume with `genai train ... --resume --run-dir {run_dir}`",
+                )
             return run_dir
     from genai.train.loop import train
 

@@ -1,4 +1,5 @@
 """Training progress: a rich bar on a terminal, plain lines otherwise; metrics as JSONL."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,17 @@ class Progress:
         self.metrics_path = metrics_path
         self._bar = None
         if enabled and sys.stderr.isatty():
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
 
-            self._bar = Bar(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self._bar = Bar(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self._task = self._bar.add_task("train", total=total, completed=start, info="")
             self._bar.start()
 

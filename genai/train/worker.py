@@ -1,4 +1,5 @@
 """Entry point of each launched training process: `python -m genai.train.worker RUN_DIR`."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Fail any socket connection to a non-loopback address (tests touch only 127.0.0.0/8 and ::1)."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -1,4 +1,5 @@
 """Label masks for every format: exactly the response (plus its stop token) is trained."""
+
 import pytest
 
 from genai.data.formats import to_example
@@ -10,7 +11,7 @@ from genai.recipe import DataSource
 
 
 def trained_text(tok, t):
-    return "".join(tok.decode([i]) for i, m in zip(t.input_ids, t.trained) if m)
+    return "".join(tok.decode([i]) for i, m in zip(t.input_ids, t.trained, strict=False) if m)
 
 
 def tokenize(tok, fmt, data, loss_on="completion", template=None, **src):
@@ -25,9 +26,13 @@ def test_alpaca(tiny_tokenizer):
 
 
 def test_messages_multi_turn_trains_every_assistant_turn(tiny_tokenizer):
-    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "2+2?"},
-            {"role": "assistant", "content": "4"}]
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
     t = tokenize(tiny_tokenizer, "messages", {"messages": msgs})
     assert trained_text(tiny_tokenizer, t) == "Hello<|im_end|>\n4<|im_end|>\n"
 
@@ -47,8 +52,10 @@ def test_completion_text_and_prompt_completion(tiny_tokenizer):
 
 
 def test_preference_trains_on_chosen(tiny_tokenizer):
-    ex = to_example(Record({"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"}, "m:1"),
-                    DataSource(path="x", format="preference"))
+    ex = to_example(
+        Record({"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"}, "m:1"),
+        DataSource(path="x", format="preference"),
+    )
     assert ex.rejected[-1]["content"] == "Go away"
     t = tokenize(tiny_tokenizer, "preference", {"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"})
     assert trained_text(tiny_tokenizer, t) == "Hello<|im_end|>\n"
@@ -60,8 +67,13 @@ def test_loss_on_all_trains_everything_but_the_first_token(tiny_tokenizer):
 
 
 def test_column_mapping_and_system_prompt(tiny_tokenizer):
-    t = tokenize(tiny_tokenizer, "alpaca", {"q": "Add 1 and 1.", "a": "2"},
-                 columns={"instruction": "q", "output": "a"}, system_prompt="You add.")
+    t = tokenize(
+        tiny_tokenizer,
+        "alpaca",
+        {"q": "Add 1 and 1.", "a": "2"},
+        columns={"instruction": "q", "output": "a"},
+        system_prompt="You add.",
+    )
     text = tiny_tokenizer.decode(t.input_ids)
     assert "<|im_start|>system\nYou add.<|im_end|>" in text and trained_text(tiny_tokenizer, t) == "2<|im_end|>\n"
 
@@ -71,13 +83,16 @@ def test_named_template_without_stop_token_gets_eos(tiny_tokenizer):
     assert trained_text(tiny_tokenizer, t).startswith("y<|im_end|>")
 
 
-@pytest.mark.parametrize("fmt,data,needle", [
-    ("alpaca", {"instruction": "x"}, "missing field 'output' required by format 'alpaca'"),
-    ("messages", {"messages": [{"role": "user", "content": "x"}]}, "no assistant message"),
-    ("messages", {"messages": [{"role": "robot", "content": "x"}]}, "unknown role 'robot'"),
-    ("sharegpt", {"conversations": [{"from": "alien", "value": "x"}]}, "unknown speaker 'alien'"),
-    ("completion", {"prompt": "x"}, "missing field 'completion'"),
-])
+@pytest.mark.parametrize(
+    "fmt,data,needle",
+    [
+        ("alpaca", {"instruction": "x"}, "missing field 'output' required by format 'alpaca'"),
+        ("messages", {"messages": [{"role": "user", "content": "x"}]}, "no assistant message"),
+        ("messages", {"messages": [{"role": "robot", "content": "x"}]}, "unknown role 'robot'"),
+        ("sharegpt", {"conversations": [{"from": "alien", "value": "x"}]}, "unknown speaker 'alien'"),
+        ("completion", {"prompt": "x"}, "missing field 'completion'"),
+    ],
+)
 def test_missing_or_bad_fields_name_the_field_and_format(tiny_tokenizer, fmt, data, needle):
     with pytest.raises(GenaiError, match="mem:1: ") as exc:
         tokenize(tiny_tokenizer, fmt, data)
@@ -86,8 +101,10 @@ def test_missing_or_bad_fields_name_the_field_and_format(tiny_tokenizer, fmt, da
 
 def test_template_from_a_jinja_file_and_unknown_name(tiny_tokenizer, tmp_path):
     f = tmp_path / "t.jinja"
-    f.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% if m['role'] == 'assistant' %}"
-                 "{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}")
+    f.write_text(
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% if m['role'] == 'assistant' %}"
+        "{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"
+    )
     template = resolve_template(str(f), tiny_tokenizer)
     t = tokenize(tiny_tokenizer, "alpaca", {"instruction": "hi", "output": "yo"}, template=template)
     assert tiny_tokenizer.decode(t.input_ids) == "[user] hi\n[assistant] yo<|im_end|>\n"

@@ -1,4 +1,5 @@
 """Packing: rows respect capacity, and packed logits equal unpacked logits per sample."""
+
 import numpy as np
 import torch
 
@@ -36,7 +37,7 @@ def test_packed_logits_equal_unpacked_per_sample(tiny_model_path):
             for i in row:
                 ids, _ = data.sample(i)
                 alone = model(input_ids=torch.from_numpy(ids.astype(np.int64))[None], use_cache=False).logits[0]
-                torch.testing.assert_close(packed[r, start:start + len(ids)], alone, atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(packed[r, start : start + len(ids)], alone, atol=1e-5, rtol=1e-5)
                 start += len(ids)
     # Labels: masked at each sample start and for padding.
     labels = batch["labels"].numpy()

@@ -1,4 +1,5 @@
 """Preprocessing: counts, overlong handling, the content-hash cache, and `preprocess --show`."""
+
 import json
 
 import pytest
@@ -15,8 +16,10 @@ def recipe_file(tmp_path):
     rows.append({"instruction": "word " * 80, "output": "long"})
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     p = tmp_path / "r.yaml"
-    p.write_text(f"name: t\nmodel: {{name_or_path: genai/tiny-llama}}\n"
-                 f"data:\n  train: [{{path: d.jsonl}}]\n  max_length: 64\n  cache_dir: {tmp_path / 'cache'}\n")
+    p.write_text(
+        f"name: t\nmodel: {{name_or_path: genai/tiny-llama}}\n"
+        f"data:\n  train: [{{path: d.jsonl}}]\n  max_length: 64\n  cache_dir: {tmp_path / 'cache'}\n"
+    )
     return p
 
 
@@ -45,8 +48,9 @@ def test_cache_hit_on_same_inputs_and_miss_on_change(recipe_file, tiny_tokenizer
     second = prepare(r, tiny_tokenizer, tiny_tokenizer.chat_template)
     assert not first.cache_hit and second.cache_hit
     assert (first.train.ids == second.train.ids).all() and (first.train.trained == second.train.trained).all()
-    assert not prepare(load_recipe(recipe_file, ["data.max_length=100"]), tiny_tokenizer,
-                       tiny_tokenizer.chat_template).cache_hit
+    assert not prepare(
+        load_recipe(recipe_file, ["data.max_length=100"]), tiny_tokenizer, tiny_tokenizer.chat_template
+    ).cache_hit
     with (recipe_file.parent / "d.jsonl").open("a") as fh:
         fh.write(json.dumps({"instruction": "new", "output": "row"}) + "\n")
     assert not prepare(r, tiny_tokenizer, tiny_tokenizer.chat_template).cache_hit

@@ -1,4 +1,5 @@
 """Local files of every type, s3:// against moto on loopback, hub loading, and bad data."""
+
 import json
 
 import pytest

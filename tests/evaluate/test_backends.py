@@ -1,4 +1,5 @@
 """`genai eval` through hf, vllm and the served endpoint: same artifact, same numbers."""
+
 import json
 
 import pytest
@@ -22,8 +23,10 @@ def tables(quickstart_run):
 
 
 # The run's saved recipe has the quickstart's eval section; spelled out so this test states it.
-QUICKSTART_EVAL = ["eval.tasks=[quickstart_addition, addition_mc, tiny_perplexity]",
-                   "eval.gate=[{task: quickstart_addition, metric: 'exact_match,strip', min: 0.9}]"]
+QUICKSTART_EVAL = [
+    "eval.tasks=[quickstart_addition, addition_mc, tiny_perplexity]",
+    "eval.gate=[{task: quickstart_addition, metric: 'exact_match,strip', min: 0.9}]",
+]
 
 
 def row(table, task, metric):
@@ -43,13 +46,17 @@ def test_before_after_table_shows_the_task_learned(tables):
 def test_backends_agree_with_hf(tables, backend):
     hf, other = tables["hf"], tables[backend]
     for which in ("base", "tuned"):
-        assert row(other, "quickstart_addition", "exact_match,strip")[which] == \
-            row(hf, "quickstart_addition", "exact_match,strip")[which]
+        assert (
+            row(other, "quickstart_addition", "exact_match,strip")[which]
+            == row(hf, "quickstart_addition", "exact_match,strip")[which]
+        )
         assert row(other, "addition_mc", "acc,none")[which] == row(hf, "addition_mc", "acc,none")[which]
         assert row(other, "tiny_perplexity", "bits_per_byte,none")[which] == pytest.approx(
-            row(hf, "tiny_perplexity", "bits_per_byte,none")[which], abs=1e-3)
+            row(hf, "tiny_perplexity", "bits_per_byte,none")[which], abs=1e-3
+        )
         assert row(other, "tiny_perplexity", "byte_perplexity,none")[which] == pytest.approx(
-            row(hf, "tiny_perplexity", "byte_perplexity,none")[which], rel=1e-3)
+            row(hf, "tiny_perplexity", "byte_perplexity,none")[which], rel=1e-3
+        )
 
 
 def test_lm_eval_results_are_kept_beside_the_table(tables, quickstart_run):

@@ -1,4 +1,5 @@
 """Gate verdicts, reproducibility, user suites, and one clear error per bad input."""
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -11,8 +12,9 @@ FAST = ["eval.tasks=[quickstart_addition]", "eval.limit=8", "eval.gate=[]"]
 
 
 def test_failing_gate_exits_3_and_says_why(quickstart_run):
-    proc = genai_cli("eval", quickstart_run, *FAST,
-                     "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 1.01}]")
+    proc = genai_cli(
+        "eval", quickstart_run, *FAST, "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 1.01}]"
+    )
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "gate FAIL: quickstart_addition exact_match,strip" in proc.stdout
     table = json.loads((quickstart_run / "eval" / "hf" / "table.json").read_text())
@@ -39,8 +41,13 @@ def test_unknown_task_suggests(quickstart_run):
 
 
 def test_gate_metric_the_task_does_not_produce(quickstart_run):
-    proc = genai_cli("eval", quickstart_run, *FAST, "eval.baseline=false",
-                     "eval.gate=[{task: quickstart_addition, metric: f1, min: 0.5}]")
+    proc = genai_cli(
+        "eval",
+        quickstart_run,
+        *FAST,
+        "eval.baseline=false",
+        "eval.gate=[{task: quickstart_addition, metric: f1, min: 0.5}]",
+    )
     assert proc.returncode == 2 and "produces no metric 'f1'" in proc.stderr and "exact_match,strip" in proc.stderr
 
 
@@ -48,8 +55,9 @@ def user_suite(tmp_path, yaml_text, data=True):
     d = tmp_path / "my_suite"
     d.mkdir()
     if data:
-        (d / "items.jsonl").write_text('{"instruction": "Add 2 and 3.", "output": "5"}\n'
-                                       '{"instruction": "Add 4 and 4.", "output": "8"}\n')
+        (d / "items.jsonl").write_text(
+            '{"instruction": "Add 2 and 3.", "output": "5"}\n{"instruction": "Add 4 and 4.", "output": "8"}\n'
+        )
     (d / "my_task.yaml").write_text(yaml_text)
     return d
 
@@ -75,8 +83,9 @@ metric_list:
 
 def test_a_dropped_in_suite_folder_is_a_task(quickstart_run, tmp_path):
     d = user_suite(tmp_path, MY_TASK)
-    proc = genai_cli("eval", quickstart_run, f"eval.suite_dirs=[{d}]", "eval.tasks=[my_sums]", "eval.baseline=false",
-                     "eval.gate=[]")
+    proc = genai_cli(
+        "eval", quickstart_run, f"eval.suite_dirs=[{d}]", "eval.tasks=[my_sums]", "eval.baseline=false", "eval.gate=[]"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = json.loads((quickstart_run / "eval" / "hf" / "table.json").read_text())
     assert table["rows"][0]["task"] == "my_sums" and table["rows"][0]["tuned"] == 1.0
@@ -102,6 +111,7 @@ def test_unreachable_endpoint(quickstart_run):
 @pytest.fixture()
 def broken_endpoint():
     """An OpenAI-shaped server that lists models but fails every completion."""
+
     class H(BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
@@ -127,7 +137,8 @@ def broken_endpoint():
 
 
 def test_endpoint_that_returns_errors(quickstart_run, broken_endpoint):
-    proc = genai_cli("eval", quickstart_run, *FAST, "eval.backend=endpoint", f"eval.endpoint.url={broken_endpoint}",
-                     timeout=300)
+    proc = genai_cli(
+        "eval", quickstart_run, *FAST, "eval.backend=endpoint", f"eval.endpoint.url={broken_endpoint}", timeout=300
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "the endpoint returned errors during evaluation" in proc.stderr and "Traceback" not in proc.stderr

@@ -14,9 +14,9 @@ def sm_recipe(tmp_path) -> Path:
 name: smtest
 model: {{name_or_path: Qwen/Qwen2.5-0.5B-Instruct}}
 data:
-  train: [{{path: {ROOT / 'recipes/data/quickstart/train.jsonl'}, format: alpaca}}]
-  eval: [{{path: {ROOT / 'recipes/data/quickstart/test.jsonl'}, format: alpaca}}]
-train: {{output_dir: {tmp_path / 'runs'}}}
+  train: [{{path: {ROOT / "recipes/data/quickstart/train.jsonl"}, format: alpaca}}]
+  eval: [{{path: {ROOT / "recipes/data/quickstart/test.jsonl"}, format: alpaca}}]
+train: {{output_dir: {tmp_path / "runs"}}}
 sagemaker:
   role: {ROLE}
   bucket: genai-test

@@ -1,4 +1,5 @@
 """The in-container entry point on the tiny model against an emulated /opt/ml tree."""
+
 import json
 import os
 import shutil
@@ -25,8 +26,8 @@ def job_tree(tmp_path: Path, name: str) -> tuple[Path, Path]:
 name: smjob
 model: {{name_or_path: genai/tiny-llama}}
 data:
-  train: [{{path: {QS / 'train.jsonl'}, format: alpaca, limit: 1500}}]
-  eval: [{{path: {QS / 'test.jsonl'}, format: alpaca, limit: 20}}]
+  train: [{{path: {QS / "train.jsonl"}, format: alpaca, limit: 1500}}]
+  eval: [{{path: {QS / "test.jsonl"}, format: alpaca, limit: 20}}]
   max_length: 64
 lora: {{r: 8, alpha: 16, dropout: 0.1}}
 train: {{max_steps: 40, micro_batch_size: 4, learning_rate: 3.0e-3, num_threads: 1, logging_steps: 1,
@@ -44,10 +45,22 @@ sagemaker: {{role: "arn:aws:iam::123456789012:role/R", bucket: b}}
 
 
 def entry(opt: Path, src: Path, **kw) -> subprocess.Popen:
-    env = {**os.environ, "GENAI_OPT_ML": str(opt), "SM_SOURCE_DIR": str(src),
-           "PYTHONPATH": os.pathsep.join([str(src), str(GUARD)]), "SM_HPS": "{}"}
-    return subprocess.Popen([sys.executable, "-m", "genai.sagemaker.entry"], cwd=src, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    env = {
+        **os.environ,
+        "GENAI_OPT_ML": str(opt),
+        "SM_SOURCE_DIR": str(src),
+        "PYTHONPATH": os.pathsep.join([str(src), str(GUARD)]),
+        "SM_HPS": "{}",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "genai.sagemaker.entry"],
+        cwd=src,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def last_step(opt: Path) -> int:

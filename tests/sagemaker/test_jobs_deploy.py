@@ -1,4 +1,5 @@
 """status/download against moto; stop/logs with stubbed clients (moto lacks them); deploy/invoke."""
+
 import io
 import json
 import tarfile
@@ -30,13 +31,16 @@ def test_status_and_download_into_a_local_run(sm_recipe, moto_server, tmp_path):
     # moto completes jobs at once but writes no output: put what the job's /opt/ml/model would hold.
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in {"manifest.json": json.dumps({"run_id": "x", "recipe": "smtest", "steps": 3}),
-                           "recipe.yaml": Path(sm_recipe).read_text(), "adapter/adapter_config.json": "{}"}.items():
+        for name, text in {
+            "manifest.json": json.dumps({"run_id": "x", "recipe": "smtest", "steps": 3}),
+            "recipe.yaml": Path(sm_recipe).read_text(),
+            "adapter/adapter_config.json": "{}",
+        }.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    bucket, _, key = st["model"][len("s3://"):].partition("/")
+    bucket, _, key = st["model"][len("s3://") :].partition("/")
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
     dest = tmp_path / "downloaded"
     out = genai_cli("sagemaker", "download", job, "--out", dest, "--recipe", sm_recipe)
@@ -58,11 +62,16 @@ def test_stop_and_logs_with_a_stubbed_client():
         stub.assert_no_pending_responses()
     logs = boto3.client("logs", region_name="us-east-1")
     with Stubber(logs) as stub:
-        stub.add_response("describe_log_streams", {"logStreams": [{"logStreamName": "j1/algo-1-123"}]},
-                          {"logGroupName": jobs.LOG_GROUP, "logStreamNamePrefix": "j1/"})
-        stub.add_response("get_log_events", {"events": [{"timestamp": 1, "message": "step 10/40 loss 1.2"}]},
-                          {"logGroupName": jobs.LOG_GROUP, "logStreamName": "j1/algo-1-123", "startFromHead": True,
-                           "limit": 10000})
+        stub.add_response(
+            "describe_log_streams",
+            {"logStreams": [{"logStreamName": "j1/algo-1-123"}]},
+            {"logGroupName": jobs.LOG_GROUP, "logStreamNamePrefix": "j1/"},
+        )
+        stub.add_response(
+            "get_log_events",
+            {"events": [{"timestamp": 1, "message": "step 10/40 loss 1.2"}]},
+            {"logGroupName": jobs.LOG_GROUP, "logStreamName": "j1/algo-1-123", "startFromHead": True, "limit": 10000},
+        )
         assert jobs.logs(logs, "j1") == ["[algo-1-123] step 10/40 loss 1.2"]
     with Stubber(sm) as stub:
         stub.add_client_error("stop_training_job", "ValidationException", "Requested resource not found")
@@ -73,8 +82,10 @@ def test_stop_and_logs_with_a_stubbed_client():
 @pytest.fixture()
 def local_run(sm_recipe, tmp_path) -> Path:
     run = tmp_path / "runs" / "smtest" / "r1"
-    for folder, files in {"merged": ["config.json", "model.safetensors", "chat_template.jinja"],
-                          "adapter": ["adapter_model.safetensors", "chat_template.jinja"]}.items():
+    for folder, files in {
+        "merged": ["config.json", "model.safetensors", "chat_template.jinja"],
+        "adapter": ["adapter_model.safetensors", "chat_template.jinja"],
+    }.items():
         (run / folder).mkdir(parents=True)
         for f in files:
             (run / folder / f).write_text("{}")
@@ -86,8 +97,13 @@ def local_run(sm_recipe, tmp_path) -> Path:
 
 def test_deploy_merged_to_an_endpoint(local_run, moto_server):
     boto3.client("s3").create_bucket(Bucket="genai-test")
-    out = genai_cli("sagemaker", "deploy", local_run, "sagemaker.deploy.instance_type=ml.g4dn.xlarge",
-                    "sagemaker.deploy.max_model_len=4096")
+    out = genai_cli(
+        "sagemaker",
+        "deploy",
+        local_run,
+        "sagemaker.deploy.instance_type=ml.g4dn.xlarge",
+        "sagemaker.deploy.max_model_len=4096",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout)
     sm = boto3.client("sagemaker")
@@ -115,8 +131,14 @@ def test_invoke_sends_an_openai_request():
     answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": "46"}}]}).encode()
     body = {"messages": [{"role": "user", "content": "What is 12 + 34?"}], "max_tokens": 8}
     with Stubber(rt) as stub:
-        stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(answer), len(answer)),
-                                              "ContentType": "application/json"},
-                          {"EndpointName": "ep", "ContentType": "application/json", "Accept": "application/json",
-                           "Body": json.dumps(body).encode()})
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": "application/json"},
+            {
+                "EndpointName": "ep",
+                "ContentType": "application/json",
+                "Accept": "application/json",
+                "Body": json.dumps(body).encode(),
+            },
+        )
         assert invoke(rt, "ep", body)["choices"][0]["message"]["content"] == "46"

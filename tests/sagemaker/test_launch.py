@@ -1,4 +1,5 @@
 """`genai sagemaker train`: the captured CreateTrainingJob requests, uploads, and bad inputs."""
+
 import json
 
 import boto3
@@ -23,9 +24,13 @@ def test_single_gpu_request(sm_recipe):
     out = dry_run(sm_recipe)
     req = out["request"]
     assert req["AlgorithmSpecification"]["TrainingImage"].startswith(
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu")
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu"
+    )
     assert req["RoleArn"] == ROLE and req["ResourceConfig"] == {
-        "InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100}
+        "InstanceType": "ml.g5.2xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 100,
+    }
     ch = channels(req)
     assert ch["train0"].endswith("/data/train0/") and ch["eval0"].endswith("/data/eval0/")
     assert {"code", "sm_drivers"} <= set(ch)  # the project's code + recipe, and the SDK's torchrun driver
@@ -54,7 +59,9 @@ def test_spot_request_and_cost(sm_recipe):
     assert req["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 10800}
     assert req["CheckpointConfig"]["S3Uri"].endswith("/checkpoints")
     est = out["estimate"]
-    assert est["max_usd_on_demand"] == pytest.approx(1.515 * 2) and est["max_usd_spot_estimate"] < est["max_usd_on_demand"]
+    assert (
+        est["max_usd_on_demand"] == pytest.approx(1.515 * 2) and est["max_usd_spot_estimate"] < est["max_usd_on_demand"]
+    )
 
 
 def test_submit_uploads_channels_and_creates_the_job(sm_recipe, moto_server, tmp_path):
@@ -72,13 +79,16 @@ def test_submit_uploads_channels_and_creates_the_job(sm_recipe, moto_server, tmp
     assert saved["job"] == res["job"] and "hf_very_secret" not in json.dumps(saved)
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("sagemaker.role=null", "sagemaker.role must be set"),
-    ("sagemaker.bucket=null", "sagemaker.bucket must be set"),
-    ("sagemaker.instance_type=ml.g5.2xlarg", "unknown instance type 'ml.g5.2xlarg'; did you mean ml.g5.2xlarge"),
-    ("data.train.0.path=/nope/missing.jsonl", "file not found"),
-    ("sagemaker.role=not-an-arn", "sagemaker.role"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("sagemaker.role=null", "sagemaker.role must be set"),
+        ("sagemaker.bucket=null", "sagemaker.bucket must be set"),
+        ("sagemaker.instance_type=ml.g5.2xlarg", "unknown instance type 'ml.g5.2xlarg'; did you mean ml.g5.2xlarge"),
+        ("data.train.0.path=/nope/missing.jsonl", "file not found"),
+        ("sagemaker.role=not-an-arn", "sagemaker.role"),
+    ],
+)
 def test_bad_inputs(sm_recipe, override, needle):
     out = genai_cli("sagemaker", "train", sm_recipe, override, "--dry-run")
     assert out.returncode == 2 and needle in out.stderr and "Traceback" not in out.stderr

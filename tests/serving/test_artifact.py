@@ -1,4 +1,5 @@
 """What `genai serve` launches: the artifact's own tokenizer/template/EOS, safe defaults, errors."""
+
 import json
 
 import pytest
@@ -71,8 +72,10 @@ def test_unknown_target_is_exit_2(tmp_path):
 
 def test_recipe_without_finished_run(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
-    (tmp_path / "r.yaml").write_text(f"name: r\nmodel: {{name_or_path: genai/tiny-llama}}\n"
-                                     f"data: {{train: [{{path: d.jsonl}}]}}\ntrain: {{output_dir: {tmp_path}}}\n")
+    (tmp_path / "r.yaml").write_text(
+        f"name: r\nmodel: {{name_or_path: genai/tiny-llama}}\n"
+        f"data: {{train: [{{path: d.jsonl}}]}}\ntrain: {{output_dir: {tmp_path}}}\n"
+    )
     out = genai_cli("serve", tmp_path / "r.yaml")
     assert out.returncode == 2 and "no finished run of recipe 'r'" in out.stderr
 

@@ -1,4 +1,5 @@
 """`genai generate`: offline vLLM batch generation on the artifact (LoRA by name)."""
+
 import json
 
 from tests.conftest import genai_cli
@@ -6,12 +7,18 @@ from tests.conftest import genai_cli
 
 def test_generate_chat_and_completion_prompts(quickstart_run, tmp_path):
     prompts = tmp_path / "in.jsonl"
-    prompts.write_text("\n".join(json.dumps(r) for r in [
-        # Questions from the training set: the tuned model answers them all.
-        {"messages": [{"role": "user", "content": "What is 43 + 91?"}]},
-        {"messages": [{"role": "user", "content": "Add 52 and 34."}], "max_tokens": 6},
-        {"prompt": "<s><|im_start|>user\nCompute 69 + 59.<|im_end|>\n<|im_start|>assistant\n"},
-    ]) + "\n")
+    prompts.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                # Questions from the training set: the tuned model answers them all.
+                {"messages": [{"role": "user", "content": "What is 43 + 91?"}]},
+                {"messages": [{"role": "user", "content": "Add 52 and 34."}], "max_tokens": 6},
+                {"prompt": "<s><|im_start|>user\nCompute 69 + 59.<|im_end|>\n<|im_start|>assistant\n"},
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
     proc = genai_cli("generate", quickstart_run, "-i", prompts, "-o", out, "--max-tokens", "8", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,6 +3,7 @@
 One server per module (it takes ~20-40 s to start here), started through the CLI exactly as a
 user would, and stopped with SIGINT at the end.
 """
+
 import asyncio
 import json
 import os
@@ -32,9 +33,13 @@ def served(quickstart_run):
 
     port = free_port()
     exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.Popen([str(exe), "serve", str(quickstart_run), f"serve.port={port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "GENAI_API_KEY": KEY})
+    proc = subprocess.Popen(
+        [str(exe), "serve", str(quickstart_run), f"serve.port={port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GENAI_API_KEY": KEY},
+    )
     lines = []
     deadline = time.time() + 600
     for line in proc.stdout:
@@ -70,8 +75,9 @@ def test_fine_tuned_model_answers_the_task(served):
     items = task_items(40)
     right = 0
     for q, a in items:
-        r = c.chat.completions.create(model="quickstart", messages=[{"role": "user", "content": q}],
-                                      temperature=0, max_tokens=8)
+        r = c.chat.completions.create(
+            model="quickstart", messages=[{"role": "user", "content": q}], temperature=0, max_tokens=8
+        )
         right += r.choices[0].message.content.strip() == a
         assert r.choices[0].finish_reason == "stop"  # the artifact's EOS stops generation
     assert right / len(items) >= 0.9
@@ -84,17 +90,19 @@ def test_greedy_output_equals_transformers(served):
 
     adapter = served["run"] / "adapter"
     cfg = json.loads((adapter / "adapter_config.json").read_text())
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"]),
-                                      adapter).eval()
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"]), adapter
+    ).eval()
     tok = AutoTokenizer.from_pretrained(adapter)
     c = client(served["url"])
     for q, _ in task_items(8):
         msgs = [{"role": "user", "content": q}]
         ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=8, do_sample=False,
-                                 eos_token_id=model.generation_config.eos_token_id)
-        expected = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = model.generate(
+                **ids, max_new_tokens=8, do_sample=False, eos_token_id=model.generation_config.eos_token_id
+            )
+        expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
         got = c.chat.completions.create(model="quickstart", messages=msgs, temperature=0, max_tokens=8)
         assert got.choices[0].message.content == expected
 
@@ -109,15 +117,33 @@ def test_adapter_and_base_answer_differently(served):
 
 def test_completions_and_streaming(served):
     c = client(served["url"])
-    r = c.completions.create(model="quickstart", prompt="<s><|im_start|>user\nAdd 2 and 3.<|im_end|>\n"
-                             "<|im_start|>assistant\n", temperature=0, max_tokens=6)
+    r = c.completions.create(
+        model="quickstart",
+        prompt="<s><|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n",
+        temperature=0,
+        max_tokens=6,
+    )
     assert r.choices[0].text.strip() == "5"
-    text = "".join(ch.choices[0].text for ch in c.completions.create(
-        model="quickstart", prompt="<s><|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n",
-        temperature=0, max_tokens=6, stream=True))
+    text = "".join(
+        ch.choices[0].text
+        for ch in c.completions.create(
+            model="quickstart",
+            prompt="<s><|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n",
+            temperature=0,
+            max_tokens=6,
+            stream=True,
+        )
+    )
     assert text.strip() == "5"
-    chunks = list(c.chat.completions.create(model="quickstart", stream=True, temperature=0, max_tokens=6,
-                                            messages=[{"role": "user", "content": "Add 2 and 3."}]))
+    chunks = list(
+        c.chat.completions.create(
+            model="quickstart",
+            stream=True,
+            temperature=0,
+            max_tokens=6,
+            messages=[{"role": "user", "content": "Add 2 and 3."}],
+        )
+    )
     assert len(chunks) > 1
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices).strip() == "5"
 
@@ -127,10 +153,15 @@ def test_echo_logprobs_as_lm_eval_sends_them(served):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(served["run"] / "adapter")
-    ids = tok("<s><|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n5", add_special_tokens=False)["input_ids"]
-    r = httpx.post(f"{served['url']}/completions", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
-                   json={"model": "quickstart", "prompt": ids, "echo": True, "logprobs": 1, "max_tokens": 1,
-                         "temperature": 0})
+    ids = tok("<s><|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n5", add_special_tokens=False)[
+        "input_ids"
+    ]
+    r = httpx.post(
+        f"{served['url']}/completions",
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+        json={"model": "quickstart", "prompt": ids, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0},
+    )
     assert r.status_code == 200, r.text
     lp = r.json()["choices"][0]["logprobs"]
     assert len(lp["token_logprobs"]) == len(ids) + 1 and lp["token_logprobs"][0] is None
@@ -141,22 +172,44 @@ def test_auth_unknown_model_and_malformed_body(served):
     url = served["url"]
     body = {"model": "quickstart", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     assert httpx.post(f"{url}/chat/completions", json=body, timeout=30).status_code == 401
-    assert httpx.post(f"{url}/chat/completions", json=body, timeout=30,
-                      headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        httpx.post(
+            f"{url}/chat/completions", json=body, timeout=30, headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 401
+    )
     auth = {"Authorization": f"Bearer {KEY}"}
-    assert httpx.post(f"{url}/chat/completions", json={**body, "model": "nope"}, headers=auth,
-                      timeout=30).status_code == 404
-    assert httpx.post(f"{url}/chat/completions", content=b"{not json", headers={**auth, "Content-Type":
-                      "application/json"}, timeout=30).status_code == 400
+    assert (
+        httpx.post(f"{url}/chat/completions", json={**body, "model": "nope"}, headers=auth, timeout=30).status_code
+        == 404
+    )
+    assert (
+        httpx.post(
+            f"{url}/chat/completions",
+            content=b"{not json",
+            headers={**auth, "Content-Type": "application/json"},
+            timeout=30,
+        ).status_code
+        == 400
+    )
 
 
 def test_64_concurrent_requests_all_succeed(served):
     async def main():
         async with httpx.AsyncClient(timeout=300, headers={"Authorization": f"Bearer {KEY}"}) as http:
             items = (task_items(64) * 2)[:64]
-            reqs = [http.post(f"{served['url']}/chat/completions", json={
-                "model": "quickstart", "messages": [{"role": "user", "content": q}], "max_tokens": 8,
-                "temperature": 0}) for q, _ in items]
+            reqs = [
+                http.post(
+                    f"{served['url']}/chat/completions",
+                    json={
+                        "model": "quickstart",
+                        "messages": [{"role": "user", "content": q}],
+                        "max_tokens": 8,
+                        "temperature": 0,
+                    },
+                )
+                for q, _ in items
+            ]
             return await asyncio.gather(*reqs, return_exceptions=True)
 
     results = asyncio.run(main())
@@ -166,8 +219,14 @@ def test_64_concurrent_requests_all_succeed(served):
 
 def test_chat_cli_streams_answers(served):
     exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.run([str(exe), "chat", served["url"], "--model", "quickstart"], input="Add 2 and 3.\n\n",
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "GENAI_API_KEY": KEY})
+    proc = subprocess.run(
+        [str(exe), "chat", served["url"], "--model", "quickstart"],
+        input="Add 2 and 3.\n\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GENAI_API_KEY": KEY},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "> 5" in proc.stdout
 
@@ -175,8 +234,9 @@ def test_chat_cli_streams_answers(served):
 def test_sigint_shuts_down_cleanly(served):
     """Runs last in this module: stop the CLI and check nothing is left behind."""
     proc = served["proc"]
-    children = subprocess.run(["pgrep", "-f", "vllm.entrypoints.openai.api_server"], capture_output=True,
-                              text=True).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-f", "vllm.entrypoints.openai.api_server"], capture_output=True, text=True
+    ).stdout.split()
     assert children
     tmpdirs = set()
     for pid in children:

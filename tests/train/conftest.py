@@ -15,13 +15,13 @@ def small_recipe(tmp_path) -> Path:
 name: small
 model: {{name_or_path: genai/tiny-llama}}
 data:
-  train: [{{path: {QS / 'train.jsonl'}, format: alpaca, limit: 1500}}]
-  eval: [{{path: {QS / 'test.jsonl'}, format: alpaca, limit: 40}}]
+  train: [{{path: {QS / "train.jsonl"}, format: alpaca, limit: 1500}}]
+  eval: [{{path: {QS / "test.jsonl"}, format: alpaca, limit: 40}}]
   max_length: 64
-  cache_dir: {tmp_path / 'cache'}
+  cache_dir: {tmp_path / "cache"}
 lora: {{r: 8, alpha: 16, dropout: 0.1}}
 train:
-  output_dir: {tmp_path / 'runs'}
+  output_dir: {tmp_path / "runs"}
   max_steps: 40
   micro_batch_size: 4
   learning_rate: 3.0e-3

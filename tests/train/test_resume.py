@@ -1,4 +1,5 @@
 """SIGKILL at a random step, resume, and end with the same adapter as an uninterrupted run."""
+
 import json
 import os
 import random
@@ -12,8 +13,14 @@ from safetensors.torch import load_file
 
 from tests.conftest import genai_cli
 
-ARGS = ["train.max_steps=60", "train.save_steps=10", "train.logging_steps=1", "train.eval_steps=null",
-        "train.exact_match.limit=0", "lora.dropout=0.1"]
+ARGS = [
+    "train.max_steps=60",
+    "train.save_steps=10",
+    "train.logging_steps=1",
+    "train.eval_steps=null",
+    "train.exact_match.limit=0",
+    "lora.dropout=0.1",
+]
 
 
 def last_step(run: Path) -> int:
@@ -33,8 +40,12 @@ def test_sigkill_then_resume_gives_the_same_adapter(small_recipe, tmp_path):
     killed = tmp_path / "killed"
     kill_at = random.Random().randint(12, 45)
     exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.Popen([str(exe), "train", str(small_recipe), "--run-dir", str(killed), *ARGS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [str(exe), "train", str(small_recipe), "--run-dir", str(killed), *ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
     deadline = time.time() + 300
     while last_step(killed) < kill_at and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)

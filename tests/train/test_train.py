@@ -1,13 +1,13 @@
 """Training end to end on the tiny model: loss drops, the artifact is complete and loadable."""
+
 import json
 
 import pytest
 import torch
 
-from genai.errors import GenaiError
 from genai.recipe import load_recipe
 from genai.train.launch import start_training
-from tests.conftest import ROOT, genai_cli
+from tests.conftest import genai_cli
 
 
 def metrics(run):
@@ -52,15 +52,17 @@ def test_lora_training_loss_drops_and_artifact_is_self_describing(small_recipe):
 
 
 def test_merge_matches_adapter_outputs(small_recipe, tmp_path):
-    result = start_training(load_recipe(small_recipe, ["train.max_steps=10", "train.merge=true",
-                                                       "train.save_steps=null"]), verbose=False)
+    result = start_training(
+        load_recipe(small_recipe, ["train.max_steps=10", "train.merge=true", "train.save_steps=null"]), verbose=False
+    )
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     run = result.run_dir
     cfg = json.loads((run / "adapter" / "adapter_config.json").read_text())
-    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"]),
-                                           run / "adapter").eval()
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"]), run / "adapter"
+    ).eval()
     merged = AutoModelForCausalLM.from_pretrained(run / "merged").eval()
     ids = torch.tensor([[1, 3, 50, 60, 70, 4]])
     with torch.no_grad():
@@ -73,14 +75,21 @@ def test_merge_matches_adapter_outputs(small_recipe, tmp_path):
         torch.testing.assert_close(m2(ids).logits, merged(ids).logits)
 
 
-@pytest.mark.parametrize("overrides,kind", [
-    (["lora.use_dora=true"], "adapter"),
-    (["lora.enabled=false", "train.learning_rate=1e-3"], "model"),
-    (["data.packing=false", "train.gradient_accumulation_steps=2"], "adapter"),
-])
+@pytest.mark.parametrize(
+    "overrides,kind",
+    [
+        (["lora.use_dora=true"], "adapter"),
+        (["lora.enabled=false", "train.learning_rate=1e-3"], "model"),
+        (["data.packing=false", "train.gradient_accumulation_steps=2"], "adapter"),
+    ],
+)
 def test_variants_train(small_recipe, overrides, kind):
-    result = start_training(load_recipe(small_recipe, ["train.max_steps=12", "train.save_steps=null",
-                                                       "train.exact_match.limit=0", *overrides]), verbose=True)
+    result = start_training(
+        load_recipe(
+            small_recipe, ["train.max_steps=12", "train.save_steps=null", "train.exact_match.limit=0", *overrides]
+        ),
+        verbose=True,
+    )
     losses = [m["loss"] for m in metrics(result.run_dir) if "loss" in m]
     assert losses[-1] < losses[0]
     assert (result.run_dir / kind).is_dir()
