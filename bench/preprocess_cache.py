@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def child(cache: str) -> None:
-    from genai.data.pipeline import prepare
+    from genai.data.prepare import prepare
     from genai.data.templates import resolve_template
     from genai.models import load_tokenizer, resolve_model_path
     from genai.recipe import load_recipe

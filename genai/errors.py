@@ -1,14 +1,26 @@
-"""One error type for everything a user can fix: the CLI prints it once and exits 2."""
+"""One error type for everything a user can fix, and the exit codes of every verb.
+
+The CLI prints a GenaiError once (message, then hint) and exits with its code.
+"""
 
 from __future__ import annotations
 
-EXIT_USER_ERROR = 2
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What `genai` exits with."""
+
+    OK = 0
+    FAILED = 1  # an unexpected failure (a bug, or a crash below genai): the traceback says where
+    USER_ERROR = 2  # bad input or environment: the message names the file, field or line, and what to do
+    GATE_FAILED = 3  # `genai eval` / `genai run`: a gate rule failed (nothing was served)
 
 
 class GenaiError(Exception):
     """Bad input or environment: message names the file/field/line and what to do."""
 
-    exit_code = EXIT_USER_ERROR
+    exit_code = ExitCode.USER_ERROR
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.message = message

@@ -1,29 +1,29 @@
 """`genai run`: train -> eval -> gate -> serve, one artifact, resumable stage by stage.
 
-Stage results live in the run's manifest (`stages`); re-running the same command with the same
-recipe continues the latest unfinished run at its first unfinished stage. A failed gate ends the
-run without serving.
+The path is a list of stages, each a name, a function that runs it, and a test of whether it
+is already done. Stage results live in the run's manifest (`stages`); re-running the same
+command with the same recipe continues the latest unfinished run at its first unfinished stage.
+A failed gate ends the run without serving.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from genai.errors import GenaiError
-from genai.recipe import Recipe, load_recipe
-from genai.runs import MANIFEST, RECIPE_FILE, read_manifest, recipe_root, update_manifest
-
-STAGES = ("train", "eval", "gate", "serve")
+from genai.recipe import Recipe, load_recipe, with_overrides
+from genai.runs import Run, resumable_run
+from genai.textfmt import num
 
 
 @dataclass
 class RunOutcome:
+    """What `genai run` did: the run, the gate verdict, the stages, the endpoint and a sample answer."""
+
     run_dir: Path
     gate_passed: bool | None
     stages: dict = field(default_factory=dict)
@@ -31,89 +31,141 @@ class RunOutcome:
     sample: dict | None = None
 
 
-def stages_of(run: Path) -> dict:
-    if not (run / MANIFEST).exists():
-        return {}
-    return read_manifest(run).get("stages", {})
+@dataclass
+class Context:
+    """What the stages share."""
+
+    recipe: Recipe
+    overrides: list[str]
+    console: Console
+    serve: bool = True
+    keep_serving: bool = False
+    sagemaker: bool = False
+    run: Run | None = None
+    table: dict = field(default_factory=lambda: {"rows": [], "gate": [], "passed": True})
+    endpoint: str | None = None
+    sample: dict | None = None
 
 
-def is_finished(stages: dict) -> bool:
-    gate = stages.get("gate", {})
-    return gate.get("status") == "failed" or stages.get("serve", {}).get("status") in ("done", "skipped")
+@dataclass(frozen=True)
+class Stage:
+    """One step of the path: `run` returns (status, details) for the manifest; a status in `stops` ends it."""
+
+    name: str
+    run: Callable[[Context], tuple[str, dict]]
+    done: Callable[[Context], bool]
+    stops: tuple[str, ...] = ()
 
 
-def resumable_run(recipe: Recipe) -> Path | None:
-    """The latest run of this exact recipe whose pipeline has not finished."""
-    root = recipe_root(recipe)
-    if not root.is_dir():
-        return None
-    for run in sorted(
-        (p for p in root.iterdir() if (p / RECIPE_FILE).exists()), key=lambda p: p.stat().st_mtime, reverse=True
-    ):
-        try:
-            same = load_recipe(run / RECIPE_FILE).content_hash() == recipe.content_hash()
-        except GenaiError:
-            same = False
-        if same and not is_finished(stages_of(run)):
-            return run
-        return None  # only the latest run may be continued; older ones stay as they are
-    return None
+def _status(ctx: Context, stage: str) -> str | None:
+    return ctx.run.stages().get(stage, {}).get("status") if ctx.run is not None else None
 
 
-def _mark(run: Path, stage: str, status: str, seconds: float, **extra) -> None:
-    stages = stages_of(run)
-    stages[stage] = {"status": status, "seconds": round(seconds, 2), **extra}
-    update_manifest(run, stages=stages)
+# ---------------------------------------------------------------------- 1. train
+def train_stage(ctx: Context) -> tuple[str, dict]:
+    """Train here (resuming an interrupted run from its last checkpoint) or as a SageMaker job."""
+    if ctx.sagemaker:
+        from genai.sagemaker.jobs import train_and_download
+        from genai.tracking import adopt_remote_metrics
 
+        ctx.run = Run(train_and_download(ctx.recipe, ctx.console))
+        adopt_remote_metrics(ctx.recipe, ctx.run.path)
+        return "done", {"where": "sagemaker"}
+    from genai.train.launch import start_training
 
-def train_on_sagemaker(recipe: Recipe, console: Console, poll_s: float = 30) -> Path:
-    """The train stage as a SageMaker job: submit, follow its status, download the artifact."""
-    from genai.sagemaker import jobs
-    from genai.sagemaker.launch import submit
-    from genai.sagemaker.session import boto_session
-
-    job = submit(recipe, dry_run=False)
-    console.print(f"SageMaker job {job.job_name} submitted")
-    boto = boto_session(recipe.sagemaker)
-    sm, s3 = boto.client("sagemaker"), boto.client("s3")
-    final = jobs.wait(
-        sm, job.job_name, poll_s=poll_s, on_change=lambda st: console.print(f"  {st['status']} / {st['secondary']}")
+    ctx.run = Run(
+        start_training(ctx.recipe, resume=ctx.run is not None, run_dir=ctx.run.path if ctx.run else None).run_dir
     )
-    if final["status"] != "Completed":
-        raise GenaiError(
-            f"SageMaker job {job.job_name} {final['status']}: {final.get('failure') or ''}",
-            hint=f"genai sagemaker logs {job.job_name}",
+    return "done", {"where": "local"}
+
+
+def _trained(ctx: Context) -> bool:
+    return _status(ctx, "train") == "done"
+
+
+# ---------------------------------------------------------------------- 2. eval
+def eval_stage(ctx: Context) -> tuple[str, dict]:
+    """Score base and fine-tuned; write the plots, the report and the model card."""
+    from genai.report import write_all
+
+    details: dict = {}
+    status = "skipped"
+    if ctx.recipe.eval.tasks:
+        from genai.evaluate.results import print_report
+        from genai.evaluate.runner import evaluate
+
+        report = evaluate(str(ctx.run.path), ctx.overrides)
+        print_report(report, Console(stderr=True, width=120))
+        status, details = (
+            "done",
+            {"table": str(ctx.run.eval_table_file(ctx.recipe.eval.backend).relative_to(ctx.run.path))},
         )
-    return jobs.download(sm, s3, job.job_name, recipe_root(recipe) / job.job_name, recipe.to_yaml())
+    write_all(ctx.run.path, ctx.console)
+    return status, details
 
 
-def sample_request(recipe: Recipe) -> list[dict]:
-    """A question from the recipe's own eval data, else a greeting."""
-    try:
-        from genai.data.pipeline import load_examples
-
-        for ex in load_examples(recipe.data.eval[:1]):
-            if ex.messages:
-                last = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
-                return ex.messages[:last]
-    except GenaiError:
-        pass
-    return [{"role": "user", "content": "Hello!"}]
-
-
-def ask(base_url: str, model: str, messages: list[dict], key: str | None) -> str:
-    body = json.dumps({"model": model, "messages": messages, "max_tokens": 64, "temperature": 0}).encode()
-    req = urllib.request.Request(
-        f"{base_url}/chat/completions",
-        data=body,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key or 'none'}"},
+def _evaluated(ctx: Context) -> bool:
+    done = _status(ctx, "eval") == "skipped" or (
+        _status(ctx, "eval") == "done" and ctx.run.eval_table_file(ctx.recipe.eval.backend).exists()
     )
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read())["choices"][0]["message"]["content"]
+    if done:
+        _load_table(ctx)
+    return done
+
+
+def _load_table(ctx: Context) -> None:
+    import json
+
+    path = ctx.run.eval_table_file(ctx.recipe.eval.backend)
+    if path.exists():
+        ctx.table = json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------- 3. gate
+def gate_stage(ctx: Context) -> tuple[str, dict]:
+    """Apply the eval table's gate verdicts; a failure stops the path."""
+    _load_table(ctx)
+    for g in ctx.table.get("gate", []):
+        ctx.console.print(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['detail']}")
+    passed = bool(ctx.table.get("passed", True))
+    if not passed:
+        ctx.console.print("[bold red]gate failed: not serving")
+    return ("passed" if passed else "failed"), {"rules": len(ctx.table.get("gate", []))}
+
+
+# ---------------------------------------------------------------------- 4. serve
+def serve_stage(ctx: Context) -> tuple[str, dict]:
+    """Serve the artifact, answer a sample request from the recipe's own data, then stop (or keep serving)."""
+    if not ctx.serve:
+        return "skipped", {}
+    from genai.serving.serve import ask, sample_request, start_server
+
+    server = start_server(str(ctx.run.path), [o for o in ctx.overrides if o.startswith("serve.")], ctx.console)
+    try:
+        messages = sample_request(ctx.recipe)
+        ctx.endpoint, ctx.sample = server.base_url, {"request": messages, "answer": ask(server, messages)}
+        summarize(ctx)
+        if ctx.keep_serving:
+            ctx.console.print(f"serving {server.target.default_name} at {server.base_url}; Ctrl-C to stop")
+            try:
+                server.proc.wait()
+            except KeyboardInterrupt:
+                pass
+    finally:
+        server.stop()
+    return "done", {"endpoint": ctx.endpoint, "sample": ctx.sample}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("train", train_stage, _trained),
+    Stage("eval", eval_stage, _evaluated),
+    Stage("gate", gate_stage, lambda ctx: False, stops=("failed",)),
+    Stage("serve", serve_stage, lambda ctx: False),
+)
 
 
 def run_pipeline(
-    recipe_path: Path,
+    recipe_path: Path | Recipe,
     overrides: list[str],
     *,
     serve: bool = True,
@@ -121,135 +173,46 @@ def run_pipeline(
     sagemaker: bool = False,
     console: Console | None = None,
 ) -> RunOutcome:
-    console = console or Console(stderr=True)
-    recipe = load_recipe(recipe_path, overrides)
-    run = resumable_run(recipe)
-    stages = stages_of(run) if run else {}
-    if run is not None and (run / MANIFEST).exists() and "train" not in stages:  # trained by `genai train`
-        _mark(run, "train", "done", read_manifest(run).get("train_seconds") or 0.0)
-        stages = stages_of(run)
-    if run is not None:
-        console.rule(
-            f"continuing {run} at stage '{next(s for s in STAGES if stages.get(s, {}).get('status') != 'done')}'"
-        )
-
-    # 1. train (resumes from the run's last checkpoint when it was interrupted)
-    if stages.get("train", {}).get("status") != "done":
-        console.rule("[bold]1/4 train")
-        from genai.train.launch import start_training
-
+    """Run (or continue) the whole path for a recipe."""
+    if isinstance(recipe_path, Recipe):
+        recipe = with_overrides(recipe_path, overrides)
+    else:
+        recipe = load_recipe(recipe_path, overrides)
+    ctx = Context(
+        recipe, list(overrides), console or Console(stderr=True), serve, keep_serving, sagemaker, resumable_run(recipe)
+    )
+    if ctx.run is not None and ctx.run.is_trained and _status(ctx, "train") is None:
+        ctx.run.mark_stage("train", "done", ctx.run.manifest().get("train_seconds") or 0.0)  # by `genai train`
+    todo = [s for s in STAGES if not s.done(ctx)]
+    if ctx.run is not None:
+        ctx.console.rule(f"continuing {ctx.run.path} at stage '{todo[0].name}'")
+    for stage in todo:
+        ctx.console.rule(f"[bold]{STAGES.index(stage) + 1}/{len(STAGES)} {stage.name}")
         t0 = time.perf_counter()
-        if sagemaker:
-            run = train_on_sagemaker(recipe, console)
-        else:
-            result = start_training(recipe, resume=run is not None, run_dir=run)
-            run = getattr(result, "run_dir", result)
-        _mark(run, "train", "done", time.perf_counter() - t0, where="sagemaker" if sagemaker else "local")
-    manifest = read_manifest(run)
-
-    # 2. eval (base and fine-tuned)
-    from genai.evaluate.report import print_report
-    from genai.evaluate.runner import evaluate
-
-    table_path = run / "eval" / recipe.eval.backend / "table.json"
-    if stages.get("eval", {}).get("status") != "done" or not table_path.exists():
-        console.rule("[bold]2/4 eval")
-        t0 = time.perf_counter()
-        if recipe.eval.tasks:
-            report = evaluate(str(run), overrides)
-            print_report(report, Console(stderr=True, width=120))
-            _mark(run, "eval", "done", time.perf_counter() - t0, table=str(table_path.relative_to(run)))
-        else:
-            _mark(run, "eval", "skipped", 0.0)
-    table = json.loads(table_path.read_text()) if table_path.exists() else {"rows": [], "gate": [], "passed": True}
-    if stages.get("track", {}).get("status") != "done":
-        track_run(recipe, run, table.get("rows", []))
-        if recipe.tracking.mlflow or recipe.tracking.tensorboard:
-            _mark(run, "track", "done", 0.0)
-
-    # 3. gate
-    console.rule("[bold]3/4 gate")
-    passed = bool(table.get("passed", True))
-    for g in table.get("gate", []):
-        console.print(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['detail']}")
-    _mark(run, "gate", "passed" if passed else "failed", 0.0, rules=len(table.get("gate", [])))
-    outcome = RunOutcome(run, passed, stages_of(run))
-    if not passed:
-        console.print("[bold red]gate failed: not serving")
-        summarize(outcome, manifest, table, Console(soft_wrap=True))
-        return outcome
-
-    # 4. serve
-    if not serve:
-        _mark(run, "serve", "skipped", 0.0)
-        outcome.stages = stages_of(run)
-        summarize(outcome, manifest, table, Console(soft_wrap=True))
-        return outcome
-    console.rule("[bold]4/4 serve")
-    from genai.serving.commands import start_server
-    from genai.serving.server import api_key
-
-    t0 = time.perf_counter()
-    server = start_server(str(run), [o for o in overrides if o.startswith("serve.")], console)
-    try:
-        messages = sample_request(recipe)
-        answer = ask(server.base_url, server.target.default_name, messages, api_key(server.serve))
-        outcome.endpoint, outcome.sample = server.base_url, {"request": messages, "answer": answer}
-        _mark(run, "serve", "done", time.perf_counter() - t0, endpoint=server.base_url, sample=outcome.sample)
-        outcome.stages = stages_of(run)
-        summarize(outcome, manifest, table, Console(soft_wrap=True))
-        if keep_serving:
-            console.print(f"serving {server.target.default_name} at {server.base_url}; Ctrl-C to stop")
-            try:
-                server.proc.wait()
-            except KeyboardInterrupt:
-                pass
-    finally:
-        server.stop()
-    return outcome
+        status, details = stage.run(ctx)
+        ctx.run.mark_stage(stage.name, status, time.perf_counter() - t0, **details)
+        if status in stage.stops:
+            break
+    if ctx.endpoint is None:  # serving prints it while the endpoint is up
+        summarize(ctx)
+    return RunOutcome(ctx.run.path, bool(ctx.table.get("passed", True)), ctx.run.stages(), ctx.endpoint, ctx.sample)
 
 
-def track_run(recipe: Recipe, run: Path, eval_rows: list[dict]) -> None:
-    """Log the run to MLflow / TensorBoard (params, per-step metrics, eval, artifact path) and
-    write the plots, report and model card beside it."""
-    from genai.report import make_plots, write_model_card, write_report
-    from genai.tracking import Tracker, replay_metrics
-
-    tracker = Tracker(recipe, run)
-    if tracker.enabled:
-        with tracker.start():
-            tracker.log_recipe()
-            replay_metrics(tracker, run / "metrics.jsonl")
-            tracker.log_eval(eval_rows)
-            tracker.log_artifact_path(run / read_manifest(run).get("artifact", {}).get("path", "adapter"))
-    from genai.errors import MissingExtraError
-
-    try:
-        make_plots(run)
-    except MissingExtraError as exc:  # plots are optional; the report says how to get them
-        Console(stderr=True).print(f"no plots: {exc.message} ({exc.hint})")
-    write_model_card(run)
-    write_report(run)
-
-
-def summarize(outcome: RunOutcome, manifest: dict, table: dict, out: Console) -> None:
+def summarize(ctx: Context) -> None:
     """The closing summary: loss, eval table, gate, artifact, endpoint and a sample answer."""
-    m = manifest.get("metrics", {})
+    out, run, table = Console(soft_wrap=True), ctx.run, ctx.table
+    m = run.manifest().get("metrics", {})
     out.rule("[bold]summary")
-    out.print(f"run:        {outcome.run_dir}")
-    out.print(f"artifact:   {outcome.run_dir / manifest.get('artifact', {}).get('path', 'adapter')}")
+    out.print(f"run:        {run.path}")
+    out.print(f"artifact:   {run.artifact_dir}")
     if m.get("train_loss") is not None:
         out.print(
             f"final loss: {m['train_loss']:.4f}" + (f"  (eval loss {m['eval_loss']:.4f})" if m.get("eval_loss") else "")
         )
-    from genai.runview import fmt
-
     for r in table.get("rows", []):
-        delta = "" if r["delta"] is None else f"  ({'+' if r['delta'] >= 0 else ''}{fmt(r['delta'])})"
-        out.print(f"eval:       {r['task']} {r['metric']}: {fmt(r['base'])} -> {fmt(r['tuned'])}{delta}")
-    if outcome.gate_passed is not None:
-        out.print(f"gate:       {'passed' if outcome.gate_passed else 'FAILED'}")
-    if outcome.endpoint:
-        out.print(f"endpoint:   {outcome.endpoint}")
-        q = outcome.sample["request"][-1]["content"]
-        out.print(f"sample:     {q!r} -> {outcome.sample['answer']!r}")
+        delta = "" if r["delta"] is None else f"  ({num(r['delta'], '+.4f')})"
+        out.print(f"eval:       {r['task']} {r['metric']}: {num(r['base'])} -> {num(r['tuned'])}{delta}")
+    out.print(f"gate:       {'passed' if table.get('passed', True) else 'FAILED'}")
+    if ctx.endpoint:
+        out.print(f"endpoint:   {ctx.endpoint}")
+        out.print(f"sample:     {ctx.sample['request'][-1]['content']!r} -> {ctx.sample['answer']!r}")

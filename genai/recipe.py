@@ -389,18 +389,29 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise GenaiError(f"{path}: the recipe is empty", hint="copy recipes/quickstart.yaml and edit it")
     if not isinstance(data, dict):
         raise GenaiError(f"{path}:1: a recipe must be a mapping of sections (model, data, lora, train)")
+    data.setdefault("name", path.stem)
+    return _build(data, overrides, source=str(path), lines=lines, base=path.resolve().parent)
+
+
+def with_overrides(recipe: Recipe, overrides: list[str] | tuple[str, ...]) -> Recipe:
+    """A recipe object with dotted overrides applied (paths in them relative to the current folder)."""
+    if not overrides:
+        return recipe
+    return _build(recipe.model_dump(), overrides, source="recipe", lines={}, base=Path.cwd())
+
+
+def _build(data: dict, overrides, *, source: str, lines: dict, base: Path) -> Recipe:
     overridden: set[tuple] = set()
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(data, keys, value, text)
         overridden.add(tuple(keys))
-    data.setdefault("name", path.stem)
-    _resolve_paths(data, path.resolve().parent, overridden)
+    _resolve_paths(data, base, overridden)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        raise GenaiError(_format_errors(exc, str(path), lines, overridden)) from None
-    check_files(recipe, str(path), lines)
+        raise GenaiError(_format_errors(exc, source, lines, overridden)) from None
+    check_files(recipe, source, lines)
     return recipe
 
 
@@ -419,11 +430,6 @@ def check_files(recipe: Recipe, source: str, lines: dict) -> None:
         problems.append(f"{source}:{line or ''}: model.chat_template: file not found: {tmpl}")
     if problems:
         raise GenaiError("\n".join(problems), hint="paths in a recipe are relative to the recipe file")
-
-
-def recipe_from_json(text: str) -> Recipe:
-    """Re-hydrate a resolved recipe (as saved in a run directory)."""
-    return Recipe.model_validate_json(text)
 
 
 def json_schema() -> dict:

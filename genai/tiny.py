@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from genai.home import genai_home
+
 TINY_ID = "genai/tiny-llama"
 BUILDER_VERSION = 6
 
@@ -58,10 +60,6 @@ PHRASINGS = ("What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} + {b}.", "Wh
 def is_held_out(a: int, b: int) -> bool:
     """The 200 two-digit pairs kept out of every training set (the quickstart's test items)."""
     return (a * 31 + b * 17) % 50 == 0
-
-
-def genai_home() -> Path:
-    return Path(os.environ.get("GENAI_HOME", Path.home() / ".cache" / "genai"))
 
 
 def tiny_model_dir(spec: TinySpec = TinySpec()) -> Path:

@@ -1,4 +1,4 @@
-"""genai.report on a synthetic run folder: plots, HTML page and model card, no training."""
+"""genai.report and genai.plots on a synthetic run folder: plots, HTML page and model card, no training."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genai import report
+from genai import plots, report
 from genai.errors import MissingExtraError
+from genai.runs import Run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RECIPE = """\
@@ -130,28 +131,30 @@ def assert_png(path: Path) -> None:
 
 
 def test_load_metrics_skips_torn_line(tmp_path):
-    lines = report.load_metrics(make_run(tmp_path))
+    lines = Run(make_run(tmp_path)).metrics()
     assert len(lines) == 13 and sum("loss" in x for x in lines) == 10 and sum("eval_loss" in x for x in lines) == 2
 
 
 def test_plots_are_valid_pngs(tmp_path):
     run = make_run(tmp_path)
-    paths = report.make_plots(run)
+    paths = plots.make_plots(run)
     assert paths == [run / "plots" / "loss.png", run / "plots" / "eval.png"]
     for p in paths:
         assert_png(p)
     assert sorted(x.name for x in (run / "plots").iterdir()) == ["eval.png", "loss.png"]  # no temp files left
 
 
-def test_latest_eval_table_prefers_hf(tmp_path):
+def test_eval_tables_in_one_backend_order_everywhere(tmp_path):
+    """The report, `runs list`, `runs show` and the model card read eval tables in one order."""
     run = make_run(tmp_path, evals=False)
-    assert report.latest_eval_table(run) is None
+    assert Run(run).eval_tables() == [] and Run(run).summary()["gate"] is None
     write_table(run, "endpoint", tuned=0.7)
     write_table(run, "vllm", tuned=0.8)
-    assert report.latest_eval_table(run)["meta"]["backend"] == "vllm"
+    assert Run(run).eval_tables()[0][1]["meta"]["backend"] == "vllm"
     write_table(run, "hf")
-    assert report.latest_eval_table(run)["meta"]["backend"] == "hf"
-    assert [b for b, _ in report.eval_tables(run)] == ["hf", "vllm", "endpoint"]
+    assert [b for b, _ in Run(run).eval_tables()] == ["hf", "vllm", "endpoint"]
+    assert list(Run(run).describe()["eval"]) == ["hf", "vllm", "endpoint"]
+    assert "hf backend" in report.model_card(run)
 
 
 def test_report_html_is_self_contained(tmp_path):
@@ -169,7 +172,7 @@ def test_report_html_is_self_contained(tmp_path):
 
 def test_report_without_eval_tables(tmp_path):
     run = make_run(tmp_path, evals=False)
-    assert report.plot_eval(run) is None
+    assert plots.plot_eval(run) is None
     page = report.write_report(run).read_text()
     assert page.count('<img src="data:image/png;base64,') == 1 and 'alt="loss plot"' in page
     assert not (run / "plots" / "eval.png").exists() and "not evaluated" in page
@@ -177,9 +180,9 @@ def test_report_without_eval_tables(tmp_path):
 
 def test_run_without_metrics(tmp_path):
     run = make_run(tmp_path, metrics=False)
-    assert report.plot_loss(run) is None
+    assert plots.plot_loss(run) is None
     (run / "metrics.jsonl").unlink()
-    assert report.plot_loss(run) is None and report.load_metrics(run) == []
+    assert plots.plot_loss(run) is None and Run(run).metrics() == []
     page = report.write_report(run).read_text()
     assert page.count('<img src="data:image/png;base64,') == 1 and 'alt="eval plot"' in page
 
@@ -188,7 +191,7 @@ def test_missing_matplotlib(tmp_path, monkeypatch):
     run = make_run(tmp_path)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(MissingExtraError, match="matplotlib"):
-        report.plot_loss(run)
+        plots.plot_loss(run)
     page = report.write_report(run).read_text()  # the page still comes out, saying why there are no plots
     assert "data:image/png" not in page and "genai[tracking]" in page
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from genai.recipe import load_recipe
-from genai.tracking import Tracker, replay_metrics
+from genai.tracking import Tracker, mlflow_uri, replay_metrics
 
 # find_spec, not importorskip: importing mlflow here would start its telemetry client before the Tracker
 # switches it off.
@@ -49,7 +49,7 @@ def test_mlflow_round_trip(tmp_path):
 
     r = recipe(tmp_path, "tracking.mlflow=true", "serve.api_key=sekrit")
     rd = run_dir(tmp_path)
-    with Tracker(r, rd) as tr:
+    with Tracker.for_run(r, rd) as tr:
         assert tr.enabled
         tr.log_params(r.public_dump())
         for step, loss in enumerate([3.0, 2.0, 1.0], start=1):
@@ -59,7 +59,7 @@ def test_mlflow_round_trip(tmp_path):
         run_id = tr.run_id
 
     uri = (tmp_path / "runs" / "mlruns").resolve().as_uri()
-    assert tr.mlflow_uri == uri
+    assert mlflow_uri(r) == uri
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
     assert run.info.run_name == rd.name
@@ -83,11 +83,11 @@ def test_mlflow_marks_failed_runs_and_long_params_are_cut(tmp_path):
 
     r = recipe(tmp_path, "tracking.mlflow=true", "tracking.experiment=exp-x")
     with pytest.raises(RuntimeError):
-        with Tracker(r, run_dir(tmp_path)) as tr:
+        with Tracker.for_run(r, run_dir(tmp_path)) as tr:
             tr.log_params({"long": "y" * 2000, "uri": "http://user:pw@host:5000/x"})
             raise RuntimeError("boom")
     tr.close()  # idempotent
-    run = MlflowClient(tracking_uri=tr.mlflow_uri).get_run(tr.run_id)
+    run = MlflowClient(tracking_uri=mlflow_uri(r)).get_run(tr.run_id)
     assert run.info.status == "FAILED"
     assert len(run.data.params["long"]) == 500
     assert run.data.params["uri"] == "http://***@host:5000/x"
@@ -98,7 +98,7 @@ def test_tensorboard_round_trip(tmp_path):
 
     r = recipe(tmp_path, "tracking.tensorboard=true")
     rd = run_dir(tmp_path)
-    with Tracker(r, rd) as tr:
+    with Tracker.for_run(r, rd) as tr:
         tr.log_params(r.public_dump())
         for step in (1, 2, 3):
             tr.log_metrics({"loss": 3.0 - step, "eval_loss": 4.0 - step if step == 3 else None}, step)
@@ -119,7 +119,7 @@ def test_tensorboard_round_trip(tmp_path):
 def test_disabled_tracker_is_a_no_op(tmp_path):
     r = recipe(tmp_path)
     rd = run_dir(tmp_path)
-    with Tracker(r, rd) as tr:
+    with Tracker.for_run(r, rd) as tr:
         assert not tr.enabled
         tr.log_params(r.public_dump())
         tr.log_metrics({"loss": 1.0}, 1)
@@ -140,9 +140,9 @@ def test_replay_metrics(tmp_path):
         {"step": 3, "loss": 1.5, "lr": None},
     ]
     (rd / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 4, "lo')
-    with Tracker(r, rd) as tr:
+    with Tracker.for_run(r, rd) as tr:
         replay_metrics(tr, rd / "metrics.jsonl")
-    client = MlflowClient(tracking_uri=tr.mlflow_uri)
+    client = MlflowClient(tracking_uri=mlflow_uri(r))
     assert [(m.step, m.value) for m in client.get_metric_history(tr.run_id, "loss")] == [(1, 2.5), (2, 2.0), (3, 1.5)]
     assert [m.step for m in client.get_metric_history(tr.run_id, "lr")] == [1, 2]
     metrics = client.get_run(tr.run_id).data.metrics

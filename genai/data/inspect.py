@@ -27,14 +27,13 @@ def render_sample(tokenizer, ids, trained, *, plain: bool = False) -> Text:
 
 
 def preprocess_and_show(recipe: Recipe, *, show: int = 0, use_cache: bool = True, console: Console | None = None):
-    from genai.data.pipeline import prepare
-    from genai.data.templates import resolve_template
+    from genai.data.prepare import prepare
+    from genai.data.templates import template_for
     from genai.models import load_tokenizer, resolve_model_path
-    from genai.train.loop import needs_template
 
     console = console or Console()
     tokenizer = load_tokenizer(recipe.model, resolve_model_path(recipe.model))
-    template = resolve_template(recipe.model.chat_template, tokenizer) if needs_template(recipe) else None
+    template = template_for(recipe, tokenizer)
     data = prepare(recipe, tokenizer, template, use_cache=use_cache)
     for split in ("train", "eval"):
         s = data.stats.get(split)

@@ -89,7 +89,7 @@ def local_files(path: Path) -> list[Path]:
 def fetch_s3(uri: str) -> Path:
     """Download an s3:// object (or prefix) into the cache, keyed by ETag, and return the local path."""
     from genai.errors import require
-    from genai.tiny import genai_home
+    from genai.home import cache_dir
 
     boto3 = require("boto3", "aws", "Reading s3:// data")
     from botocore.exceptions import BotoCoreError, ClientError
@@ -104,7 +104,7 @@ def fetch_s3(uri: str) -> Path:
         if not objects:
             raise GenaiError(f"{uri}: no data files found at that S3 location")
         tag = hashlib.sha256(json.dumps(sorted((o["Key"], o["ETag"]) for o in objects)).encode()).hexdigest()[:16]
-        root = genai_home() / "cache" / "s3" / bucket / tag
+        root = cache_dir("s3") / bucket / tag
         for obj in objects:
             dest = root / obj["Key"]
             if not dest.exists():

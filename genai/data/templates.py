@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from genai.errors import GenaiError
+from genai.recipe import Recipe
+
+# Formats whose examples are conversations, rendered with a chat template.
+CHAT_FORMATS = {"alpaca", "messages", "sharegpt", "preference"}
 
 TEMPLATES: dict[str, str] = {
     "chatml": (
@@ -62,3 +66,11 @@ def resolve_template(name_or_path: str | None, tokenizer) -> str:
             hint="set model.chat_template (e.g. chatml or alpaca), or use format: completion",
         )
     return template
+
+
+def template_for(recipe: Recipe, tokenizer) -> str | None:
+    """The chat template a recipe trains with: needed by chat-format data or a named template, else None."""
+    chat = any(s.format in CHAT_FORMATS for s in [*recipe.data.train, *recipe.data.eval])
+    if chat or recipe.model.chat_template:
+        return resolve_template(recipe.model.chat_template, tokenizer)
+    return None

@@ -22,6 +22,8 @@ BACKENDS: dict[str, Backend] = {}
 
 
 def register(name: str):
+    """Add a backend to the registry under `name` (eval.backend)."""
+
     def deco(fn):
         BACKENDS[name] = contextlib.contextmanager(fn)
         return fn
@@ -29,22 +31,19 @@ def register(name: str):
     return deco
 
 
-def _cpu_dtype(target: ServeTarget, serve: ServeSection) -> str:
-    from genai.serving.server import has_cuda, resolve_dtype
-
-    dtype = resolve_dtype(target, serve, gpu=has_cuda())
-    return "auto" if dtype == "auto" else dtype
-
-
 @register("hf")
 def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
+    """transformers in this process: the adapter through PEFT, or the full model."""
     import torch
 
+    from genai.serving.engine import resolve_dtype
+
+    gpu = torch.cuda.is_available()
     args = {
         "pretrained": target.model,
         "tokenizer": str(target.artifact_dir),
-        "dtype": _cpu_dtype(target, serve),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "dtype": resolve_dtype(target, serve, gpu=gpu),
+        "device": "cuda" if gpu else "cpu",
         "trust_remote_code": target.trust_remote_code,
     }
     if which == "tuned" and target.adapter is not None:
@@ -54,28 +53,17 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
 
 @register("vllm")
 def vllm(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
+    """vLLM's engine in this process, with the same engine options as `genai serve`."""
     from genai.evaluate.vllm_compat import ensure_vllm_metadata
-    from genai.serving.server import has_cuda, require_vllm, set_offline_engine_env
+    from genai.serving.engine import EngineOptions, set_in_process_engine_env
+    from genai.serving.server import has_cuda, require_vllm
 
     require_vllm()
     ensure_vllm_metadata()
     gpu = has_cuda()
-    set_offline_engine_env(serve, gpu=gpu)
+    set_in_process_engine_env(serve, gpu=gpu)
     target = tuned_target(target, gpu=gpu) if which == "tuned" else base_target(target)
-    args = {
-        "pretrained": target.model,
-        "tokenizer": str(target.artifact_dir),
-        "dtype": _cpu_dtype(target, serve),
-        "trust_remote_code": target.trust_remote_code,
-        "seed": cfg.seed,
-        "enforce_eager": serve.enforce_eager if serve.enforce_eager is not None else not gpu,
-        "max_model_len": serve.max_model_len or 2048,
-    }
-    if gpu:
-        args["gpu_memory_utilization"] = serve.gpu_memory_utilization
-    if target.adapter is not None:
-        args.update(lora_local_path=str(target.adapter), max_lora_rank=target.lora_rank, enable_lora=True)
-    yield "vllm", args
+    yield "vllm", EngineOptions.build(target, serve, gpu=gpu, seed=cfg.seed).lm_eval_args()
 
 
 @contextlib.contextmanager
@@ -96,6 +84,7 @@ def _api_key(key: str | None):
 
 @register("endpoint")
 def endpoint(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
+    """An OpenAI-compatible endpoint: eval.endpoint.url, or `genai serve` started here for the run."""
     from genai.serving.server import Server, api_key, has_cuda
 
     ep = cfg.endpoint

@@ -1,16 +1,19 @@
-"""Before/after table and gate rules over lm-eval results."""
+"""Before/after table, gate verdicts and the eval report over lm-eval results."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from genai.errors import GenaiError
 from genai.recipe import GateRule
+from genai.textfmt import num
 
-GATE_FAILED_EXIT = 3  # `genai eval` exit code when a gate rule fails (2 stays "bad input")
+COLUMNS = ("task", "metric", "base", "fine-tuned", "delta", "stderr")
 
 
 def metric_keys(task_result: dict) -> list[str]:
+    """lm-eval's metric keys of one task ("name,filter"), stderr and alias left out."""
     return [k for k in task_result if "," in k and "_stderr," not in k and k != "alias"]
 
 
@@ -38,24 +41,29 @@ def build_table(results: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
 def format_row(r: dict) -> list[str]:
-    """task, metric, base, fine-tuned, delta, stderr as printed (terminal and Markdown alike)."""
-    delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
-    return [r["task"], r["metric"], _fmt(r["base"]), _fmt(r["tuned"]), delta, _fmt(r["stderr"])]
+    """task, metric, base, fine-tuned, delta, stderr as printed (terminal, Markdown, HTML and model card)."""
+    return [
+        str(r.get("task")),
+        str(r.get("metric")),
+        num(r.get("base")),
+        num(r.get("tuned")),
+        num(r.get("delta"), "+.4f"),
+        num(r.get("stderr")),
+    ]
 
 
 def table_markdown(rows: list[dict]) -> str:
-    lines = ["| task | metric | base | fine-tuned | delta | stderr |", "|---|---|---|---|---|---|"]
+    """The before/after table in Markdown."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(format_row(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 @dataclass
 class Verdict:
+    """One gate rule's outcome."""
+
     rule: GateRule
     passed: bool
     detail: str
@@ -80,6 +88,7 @@ def _lookup(res: dict, rule: GateRule, which: str) -> tuple[str, float]:
 
 
 def check_gate(rules: list[GateRule], results: dict[str, dict]) -> list[Verdict]:
+    """Apply each rule to the fine-tuned scores (max_drop rules against the base)."""
     out = []
     for rule in rules:
         key, tuned = _lookup(results["tuned"]["results"], rule, "fine-tuned")
@@ -97,3 +106,40 @@ def check_gate(rules: list[GateRule], results: dict[str, dict]) -> list[Verdict]
                 )
             )
     return out
+
+
+@dataclass
+class EvalReport:
+    """One `genai eval`: where its files are, the table, the verdicts and lm-eval's results."""
+
+    out_dir: Path
+    rows: list[dict]
+    verdicts: list[Verdict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Every gate rule passed (no rules: passed)."""
+        return all(v.passed for v in self.verdicts)
+
+
+def print_report(report: EvalReport, console=None) -> None:
+    """The before/after table and one line per gate rule, on the terminal."""
+    from rich.console import Console
+
+    from genai.textfmt import print_table
+
+    console = console or Console(width=120)
+    print_table(
+        list(COLUMNS),
+        [format_row(r) for r in report.rows],
+        title=f"eval ({report.meta['backend']})",
+        console=console,
+        right=COLUMNS[2:],
+    )
+    for v in report.verdicts:
+        console.print(f"gate {'PASS' if v.passed else 'FAIL'}: {v.detail}")
+    if report.verdicts:
+        console.print(f"gate: {'passed' if report.passed else 'FAILED'}")
+    console.print(f"results: {report.out_dir}")

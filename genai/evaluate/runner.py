@@ -6,29 +6,16 @@ import difflib
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from genai.atomic import atomic_write_json, atomic_write_text
 from genai.errors import GenaiError
 from genai.evaluate import suites
 from genai.evaluate.backends import BACKENDS
-from genai.evaluate.results import Verdict, build_table, check_gate, table_markdown
+from genai.evaluate.results import EvalReport, Verdict, build_table, check_gate, table_markdown
 from genai.recipe import EvalSection, Recipe
-from genai.runs import atomic_write_json, atomic_write_text
+from genai.runs import Run
 from genai.serving.artifact import resolve
-
-
-@dataclass
-class EvalReport:
-    out_dir: Path
-    rows: list[dict]
-    verdicts: list[Verdict] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-    results: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
 
 
 def task_manager(cfg: EvalSection):
@@ -91,7 +78,22 @@ def _clean(res: dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in res.items() if k != "samples"}, default=handle_non_serializable))
 
 
+def _check_config(cfg: EvalSection) -> None:
+    """What a recipe can get wrong fails before minutes of scoring, not after."""
+    if not cfg.tasks:
+        raise GenaiError(
+            "eval.tasks is empty", hint="name suites from eval/ or lm-eval tasks, e.g. eval.tasks=[hellaswag]"
+        )
+    for rule in cfg.gate:
+        if rule.task not in cfg.tasks:
+            raise GenaiError(
+                f"eval.gate: rule on task '{rule.task}', which eval.tasks does not include",
+                hint=f"eval.tasks is {cfg.tasks}",
+            )
+
+
 def evaluate(target: str, overrides: list[str], *, backend: str | None = None) -> EvalReport:
+    """Score base and fine-tuned with lm-eval, write RUN/eval/<backend>/, apply the gate, log to tracking."""
     tgt, serve, recipe = resolve(target, overrides)
     if recipe is None or tgt.run_dir is None:
         raise GenaiError(
@@ -99,16 +101,7 @@ def evaluate(target: str, overrides: list[str], *, backend: str | None = None) -
             hint="for any endpoint, use a recipe with eval.backend: endpoint and eval.endpoint.url",
         )
     cfg = recipe.eval if backend is None else recipe.eval.model_copy(update={"backend": backend})
-    if not cfg.tasks:
-        raise GenaiError(
-            "eval.tasks is empty", hint="name suites from eval/ or lm-eval tasks, e.g. eval.tasks=[hellaswag]"
-        )
-    for rule in cfg.gate:  # fail before minutes of scoring, not after
-        if rule.task not in cfg.tasks:
-            raise GenaiError(
-                f"eval.gate: rule on task '{rule.task}', which eval.tasks does not include",
-                hint=f"eval.tasks is {cfg.tasks}",
-            )
+    _check_config(cfg)
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     tm, include = task_manager(cfg)
     try:
@@ -121,12 +114,19 @@ def evaluate(target: str, overrides: list[str], *, backend: str | None = None) -
         verdicts = check_gate(cfg.gate, results)  # a rule naming a missing metric fails before writing
     finally:
         shutil.rmtree(include, ignore_errors=True)
-    return write_report(tgt.run_dir / "eval" / cfg.backend, recipe, cfg, results, rows, verdicts)
+    report = write_report(Run(tgt.run_dir).eval_dir / cfg.backend, recipe, cfg, results, rows, verdicts)
+    if recipe.tracking.mlflow or recipe.tracking.tensorboard:
+        from genai.tracking import Tracker
+
+        with Tracker.for_run(recipe, tgt.run_dir) as tracker:  # the run's own MLflow run, reopened
+            tracker.log_eval(rows)
+    return report
 
 
 def write_report(
     out: Path, recipe: Recipe, cfg: EvalSection, results: dict, rows: list[dict], verdicts: list[Verdict]
 ) -> EvalReport:
+    """lm-eval's results for base and tuned, table.md and table.json (the table last)."""
     from importlib.metadata import version
 
     meta = {

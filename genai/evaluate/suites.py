@@ -7,7 +7,6 @@ those paths made absolute, and that folder is what lm-eval includes.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,11 +14,7 @@ from pathlib import Path
 import yaml
 
 from genai.errors import GenaiError
-
-
-def project_eval_dir() -> Path:
-    env = os.environ.get("GENAI_EVAL_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "eval"
+from genai.shipped import eval_dir
 
 
 class Tagged:
@@ -93,6 +88,19 @@ def materialize(suite_dirs: list[Path]) -> Path:
 
 
 def suite_dirs(extra: list[str]) -> list[Path]:
-    base = project_eval_dir()
+    base = eval_dir()
     dirs = [d for d in sorted(base.iterdir()) if d.is_dir()] if base.is_dir() else []
     return dirs + [Path(d) for d in extra]
+
+
+def list_tasks() -> str:
+    """`genai eval --list`: every bundled task, its output type and its file."""
+    import yaml
+
+    lines = []
+    for d in suite_dirs([]):
+        for yml in sorted(d.rglob("*.yaml")):
+            cfg = yaml.load(yml.read_text(), Loader=_Loader) or {}
+            if isinstance(cfg, dict) and cfg.get("task"):
+                lines.append(f"{cfg['task']:24} {cfg.get('output_type', '?'):22} {yml.relative_to(d.parent)}")
+    return "\n".join(lines) + "\n(and every task lm-eval ships, by name)"

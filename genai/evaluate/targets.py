@@ -18,13 +18,16 @@ def base_target(target: ServeTarget) -> ServeTarget:
 
 
 def tuned_target(target: ServeTarget, *, gpu: bool) -> ServeTarget:
+    """The fine-tuned model: the adapter by name on GPUs; on CPU the run's merged model (merged once, recorded)."""
     if target.adapter is None or gpu or target.run_dir is None:
         return target
-    from genai.train.export import merge_adapter
+    from genai.runs import Run
+    from genai.train.export import merge_run
 
-    merged = target.run_dir / "merged"
+    run = Run(target.run_dir)
+    merged = run.merged_dir
     if not (merged / "config.json").exists():
-        merge_adapter(target.adapter, merged, trust_remote_code=target.trust_remote_code)
+        merge_run(run)
     return ServeTarget(
         model=str(merged),
         model_name=target.default_name,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genai.atomic import atomic_write_json, atomic_write_text
 from genai.errors import GenaiError
 from genai.recipe import Recipe, SageMakerSection, load_recipe
-from genai.runs import RECIPE_FILE, atomic_write_json, atomic_write_text, recipe_root
+from genai.runs import RECIPE_FILE, recipe_root
 from genai.sagemaker.session import boto_session, require_settings
 
 
 def train(recipe_path: Path, overrides: list[str], *, dry_run: bool) -> dict:
-    from genai.sagemaker.launch import estimate, submit
+    from genai.sagemaker.submit import estimate, submit
 
     recipe = load_recipe(recipe_path, overrides)
     job = submit(recipe, dry_run=dry_run)
@@ -34,7 +35,8 @@ def train(recipe_path: Path, overrides: list[str], *, dry_run: bool) -> dict:
     return out
 
 
-def _settings(recipe_path: Path | None, overrides: list[str]) -> SageMakerSection:
+def settings(recipe_path: Path | None, overrides: list[str] | tuple[str, ...] = ()) -> SageMakerSection:
+    """The `sagemaker` section of a recipe (defaults without one: region from the environment)."""
     if recipe_path is None:
         return SageMakerSection()
     return load_recipe(recipe_path, overrides).sagemaker
@@ -119,9 +121,10 @@ def deploy(
     else:
         local = path / folder
         if folder == "merged" and not (local / "config.json").exists():
-            from genai.train.export import merge_adapter
+            from genai.runs import Run
+            from genai.train.export import merge_run
 
-            merge_adapter(path / "adapter", local, trust_remote_code=recipe.model.trust_remote_code)
+            merge_run(Run(path))
         if use_adapter:
             rank = json.loads((local / "adapter_config.json").read_text()).get("r")
         model_s3 = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}/deploy/{path.name}/{folder}/"

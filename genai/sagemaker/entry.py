@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-CHANNELS_FILE = "channels.json"  # written by launch.py: {channel: {"source": "train"|"eval", "index": i, "name": file}}
+CHANNELS_FILE = "channels.json"  # written by submit.py: {channel: {"source": "train"|"eval", "index": i, "name": file}}
 RECIPE_NAME = "recipe.yaml"
 
 

@@ -131,3 +131,24 @@ def download(client, s3, job: str, dest: Path, local_recipe_yaml: str | None = N
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def train_and_download(recipe, console, poll_s: float = 30) -> Path:
+    """`genai run --sagemaker`'s train stage: submit the job, follow its status, download the run."""
+    from genai.runs import recipe_root
+    from genai.sagemaker.session import boto_session
+    from genai.sagemaker.submit import submit
+
+    job = submit(recipe, dry_run=False)
+    console.print(f"SageMaker job {job.job_name} submitted")
+    boto = boto_session(recipe.sagemaker)
+    sm, s3 = boto.client("sagemaker"), boto.client("s3")
+    final = wait(
+        sm, job.job_name, poll_s=poll_s, on_change=lambda st: console.print(f"  {st['status']} / {st['secondary']}")
+    )
+    if final["status"] != "Completed":
+        raise GenaiError(
+            f"SageMaker job {job.job_name} {final['status']}: {final.get('failure') or ''}",
+            hint=f"genai sagemaker logs {job.job_name}",
+        )
+    return download(sm, s3, job.job_name, recipe_root(recipe) / job.job_name, recipe.to_yaml())

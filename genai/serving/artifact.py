@@ -12,13 +12,15 @@ from pathlib import Path
 
 from genai.errors import GenaiError
 from genai.recipe import Recipe, ServeSection, load_recipe
-from genai.runs import MANIFEST, RECIPE_FILE, read_manifest, recipe_root
+from genai.runs import RECIPE_FILE, Run, latest_trained_run
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 @dataclass
 class ServeTarget:
+    """What one engine serves: a model, optionally a LoRA adapter by name, and the artifact's files."""
+
     model: str  # --model: base (for LoRA) or the full model folder / hub id
     model_name: str  # the name the base/full model is served under
     artifact_dir: Path  # tokenizer + chat template + generation config come from here
@@ -30,26 +32,13 @@ class ServeTarget:
 
     @property
     def names(self) -> list[str]:
+        """Every model name the endpoint answers to (fine-tuned first)."""
         return [n for n in (self.adapter_name, self.model_name) if n]
 
     @property
     def default_name(self) -> str:
         """The fine-tuned model: the adapter when there is one."""
         return self.adapter_name or self.model_name
-
-
-def latest_finished_run(recipe: Recipe) -> Path:
-    root = recipe_root(recipe)
-    runs = (
-        sorted((p for p in root.glob("*") if (p / MANIFEST).exists()), key=lambda p: p.stat().st_mtime)
-        if root.is_dir()
-        else []
-    )
-    if not runs:
-        raise GenaiError(
-            f"no finished run of recipe '{recipe.name}' under {root}", hint="train it first: genai train RECIPE"
-        )
-    return runs[-1]
 
 
 def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, run: Path | None) -> ServeTarget:
@@ -77,13 +66,13 @@ def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, 
 
 
 def from_run(run: Path, recipe: Recipe) -> ServeTarget:
-    manifest = read_manifest(run)
+    """What a trained run serves under the recipe's `serve` settings (base + LoRA, merged, or the model)."""
+    kind = Run(run).artifact()["kind"]
     serve = recipe.serve
     name = serve.served_name or recipe.name
-    kind = manifest.get("artifact", {}).get("kind", "adapter")
     trust = recipe.model.trust_remote_code
     if serve.artifact == "merged":
-        merged = run / "merged"
+        merged = Run(run).merged_dir
         if not (merged / "config.json").exists():
             raise GenaiError(f"{run}: no merged model", hint=f"genai merge {run}, or serve.artifact=adapter")
         return ServeTarget(
@@ -102,7 +91,7 @@ def resolve(
     path = Path(target)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         recipe = load_recipe(path, overrides)
-        return from_run(latest_finished_run(recipe), recipe), recipe.serve, recipe
+        return from_run(latest_trained_run(recipe).path, recipe), recipe.serve, recipe
     if (path / RECIPE_FILE).exists():
         recipe = load_recipe(path / RECIPE_FILE, overrides)
         return from_run(path, recipe), recipe.serve, recipe

@@ -27,7 +27,7 @@ def chat_loop(
             os.environ.get("GENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none",
         )
     else:
-        from genai.serving.commands import start_server
+        from genai.serving.serve import start_server
         from genai.serving.server import api_key
 
         server = start_server(target, overrides)

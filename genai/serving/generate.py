@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genai.atomic import atomic_write_text
 from genai.errors import GenaiError
-from genai.runs import atomic_write_text
 from genai.serving.artifact import resolve
-from genai.serving.server import has_cuda, require_vllm, resolve_dtype, set_offline_engine_env
+from genai.serving.engine import EngineOptions, set_in_process_engine_env
+from genai.serving.server import has_cuda, require_vllm
 
 
 def read_prompts(path: Path) -> list[dict]:
@@ -28,6 +29,28 @@ def read_prompts(path: Path) -> list[dict]:
     return rows
 
 
+def _generate(llm, rows: list[dict], params, lora, template: str | None) -> dict[int, str]:
+    """Completions by row index: plain prompts through generate, chats through chat (the artifact's template)."""
+    results: dict[int, str] = {}
+    chats = [(i, r) for i, r in enumerate(rows) if "messages" in r]
+    plain = [(i, r) for i, r in enumerate(rows) if "messages" not in r]
+    if plain:
+        outs = llm.generate(
+            [r["prompt"] for _, r in plain], [params(r) for _, r in plain], lora_request=lora, use_tqdm=True
+        )
+        results.update({i: o.outputs[0].text for (i, _), o in zip(plain, outs, strict=True)})
+    if chats:
+        outs = llm.chat(
+            [r["messages"] for _, r in chats],
+            [params(r) for _, r in chats],
+            lora_request=lora,
+            chat_template=template,
+            use_tqdm=True,
+        )
+        results.update({i: o.outputs[0].text for (i, _), o in zip(chats, outs, strict=True)})
+    return results
+
+
 def generate_file(
     target: str,
     overrides: list[str],
@@ -39,30 +62,19 @@ def generate_file(
     top_p: float,
     seed: int,
 ) -> int:
+    """Generate a completion for every JSONL prompt with vLLM's LLM class; write them (atomically) to `output`."""
     rows = read_prompts(input)
     require_vllm()
     tgt, serve, _ = resolve(target, overrides)
-    set_offline_engine_env(serve, gpu=has_cuda())
+    gpu = has_cuda()
+    set_in_process_engine_env(serve, gpu=gpu)
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
-    gen_dir = tgt.artifact_dir if (tgt.artifact_dir / "generation_config.json").exists() else "auto"
-    kwargs = dict(
-        model=tgt.model,
-        generation_config=str(gen_dir),
-        dtype=resolve_dtype(tgt, serve, gpu=has_cuda()),
-        trust_remote_code=tgt.trust_remote_code,
-        seed=seed,
-        enforce_eager=serve.enforce_eager if serve.enforce_eager is not None else not has_cuda(),
-    )
-    if serve.max_model_len:
-        kwargs["max_model_len"] = serve.max_model_len
-    if tgt.adapter is not None:
-        kwargs.update(enable_lora=True, max_lora_rank=tgt.lora_rank, max_loras=1)
-    llm = LLM(**kwargs)
-    lora = LoRARequest(tgt.adapter_name, 1, str(tgt.adapter)) if tgt.adapter is not None else None
-    template_file = tgt.artifact_dir / "chat_template.jinja"
-    template = template_file.read_text() if template_file.exists() else None
+    opts = EngineOptions.build(tgt, serve, gpu=gpu, seed=seed)
+    llm = LLM(**opts.llm_kwargs())
+    lora = LoRARequest(opts.lora.name, 1, opts.lora.path) if opts.lora is not None else None
+    template = Path(opts.chat_template).read_text() if opts.chat_template else None
 
     def params(row):
         return SamplingParams(
@@ -72,26 +84,9 @@ def generate_file(
             seed=seed,
         )
 
-    results: dict[int, str] = {}
-    chats = [(i, r) for i, r in enumerate(rows) if "messages" in r]
-    plain = [(i, r) for i, r in enumerate(rows) if "messages" not in r]
-    if plain:
-        outs = llm.generate(
-            [r["prompt"] for _, r in plain], [params(r) for _, r in plain], lora_request=lora, use_tqdm=True
-        )
-        results.update({i: o.outputs[0].text for (i, _), o in zip(plain, outs, strict=False)})
-    if chats:
-        outs = llm.chat(
-            [r["messages"] for _, r in chats],
-            [params(r) for _, r in chats],
-            lora_request=lora,
-            chat_template=template,
-            use_tqdm=True,
-        )
-        results.update({i: o.outputs[0].text for (i, _), o in zip(chats, outs, strict=False)})
+    results = _generate(llm, rows, params, lora, template)
     text = "".join(
         json.dumps({**row, "completion": results[i], "model": tgt.default_name}) + "\n" for i, row in enumerate(rows)
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output, text)
     return len(rows)

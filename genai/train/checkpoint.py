@@ -1,27 +1,35 @@
-"""Checkpoints that resume exactly: trainable weights, optimizer, scheduler, RNG and data position.
+"""Checkpoints that resume exactly, through accelerate's own state API.
 
-Only trainable parameters are saved (the adapter for LoRA), so checkpoints stay small. A
-checkpoint directory is written under a temporary name and renamed when complete.
+`accelerator.save_state` / `load_state` handle every shipped profile: one process and DDP (model
+state, optimizer, RNG of every process), FSDP (sharded model and optimizer state) and DeepSpeed
+ZeRO (its own checkpoint). For one process and DDP the model state is cut to the trainable tensors
+(the adapter for LoRA), so checkpoints stay small. genai adds the scheduler and `state.json` (step,
+epoch, data position, tokens, time). A checkpoint is written under a temporary name and renamed when
+complete; older ones beyond the limit are then removed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+
+from genai.errors import GenaiError
 
 PREFIX = "step-"
+STATE_FILE = "state.json"
+SCHEDULER_FILE = "scheduler.pt"
+MODEL_FILE = "model.safetensors"  # accelerate's name for the model state of one process or DDP
 
 
 @dataclass
 class TrainState:
+    """Where training is: what a resume needs beyond weights and optimizer."""
+
     step: int = 0  # optimizer steps done
     epoch: int = 0  # current epoch
     micro: int = 0  # next global micro-batch within the epoch
@@ -29,54 +37,61 @@ class TrainState:
     elapsed: float = 0.0  # training seconds before this process started
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete checkpoints under a folder, oldest first."""
     if not ckpt_root.is_dir():
         return []
-    done = [p for p in ckpt_root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").exists()]
+    done = [p for p in ckpt_root.iterdir() if p.name.startswith(PREFIX) and (p / STATE_FILE).exists()]
     return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
-def save(ckpt_root: Path, accelerator, model, optimizer, scheduler, state: TrainState, keep: int) -> Path:
-    """Every process saves its RNG; the main process saves the rest, then rotates old checkpoints."""
+def is_sharded(accelerator) -> bool:
+    """Whether no single process holds the whole model (FSDP, DeepSpeed ZeRO-3)."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.state.deepspeed_plugin.zero_stage == 3
+    return False
+
+
+def _owns_model_file(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type not in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def _trainable_names(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def keep_trainable_only(accelerator) -> None:
+    """Save only trainable tensors in checkpoints where accelerate writes one model file (one process, DDP)."""
+    if not _owns_model_file(accelerator):
+        return
+
+    def hook(models, weights, output_dir):
+        for model, state in zip(models, weights, strict=True):
+            keep = _trainable_names(model)
+            for name in [n for n in state if n not in keep]:
+                del state[name]
+
+    accelerator.register_save_state_pre_hook(hook)
+
+
+def save(ckpt_root: Path, accelerator, scheduler, state: TrainState, keep: int) -> Path:
+    """Write step-N/ (every process takes part); keep the newest `keep` checkpoints."""
     final = ckpt_root / f"{PREFIX}{state.step:07d}"
-    tmp = ckpt_root / f".tmp-{PREFIX}{state.step:07d}"
+    tmp = ckpt_root / f".{final.name}.tmp"  # the same path on every process: sharded states write into it
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    torch.save(_rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
+    accelerator.save_state(str(tmp), safe_serialization=True)
     if accelerator.is_main_process:
-        save_file(trainable_state(accelerator.unwrap_model(model)), str(tmp / "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=1))
+        torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
         for old in list_checkpoints(ckpt_root)[:-keep]:
@@ -85,24 +100,33 @@ def save(ckpt_root: Path, accelerator, model, optimizer, scheduler, state: Train
     return final
 
 
-def load(ckpt: Path, accelerator, model, optimizer, scheduler) -> TrainState:
-    weights = load_file(str(ckpt / "trainable.safetensors"))
-    params = dict(accelerator.unwrap_model(model).named_parameters())
-    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
-    if missing:
-        from genai.errors import GenaiError
+def _check_matches(ckpt: Path, model) -> None:
+    """A checkpoint must hold every trainable tensor of this model (made with the same recipe)."""
+    from safetensors import safe_open
 
+    if not (ckpt / MODEL_FILE).exists():
+        raise GenaiError(
+            f"{ckpt}: not a checkpoint of this genai version (no {MODEL_FILE})",
+            hint="start a new run, or resume with the genai version that wrote it",
+        )
+    with safe_open(str(ckpt / MODEL_FILE), framework="pt") as fh:
+        saved = set(fh.keys())
+    missing = sorted(_trainable_names(model) - saved)
+    if missing:
         raise GenaiError(
             f"{ckpt}: checkpoint does not match the model ({len(missing)} trainable "
             f"tensors missing, e.g. {missing[0]})",
             hint="resume with the recipe that made it",
         )
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
-    scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
-    rng = ckpt / f"rng-{accelerator.process_index}.pt"
-    if rng.exists():
-        _set_rng_state(torch.load(rng, weights_only=True))
-    return TrainState(**json.loads((ckpt / "state.json").read_text()))
+
+
+def load(ckpt: Path, accelerator, model, scheduler) -> TrainState:
+    """Restore weights, optimizer, scheduler, RNG and the data position from step-N/."""
+    if _owns_model_file(accelerator):
+        _check_matches(ckpt, model)
+        # strict=False: the frozen base is not in the checkpoint; _check_matches saw every trainable tensor.
+        accelerator.load_state(str(ckpt), strict=False)
+    else:
+        accelerator.load_state(str(ckpt))
+    scheduler.load_state_dict(torch.load(ckpt / SCHEDULER_FILE, weights_only=True))
+    return TrainState(**json.loads((ckpt / STATE_FILE).read_text()))

@@ -6,15 +6,15 @@ PEFT and vLLM load these folders directly.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from genai.atomic import staged_dir
 from genai.errors import GenaiError
+from genai.runs import Run
 
 
 def generation_config(base_path: str, tokenizer, stop_ids: list[int]):
+    """The base's generation config, with every token that ended a trained turn as EOS."""
     from transformers import GenerationConfig
 
     try:
@@ -35,27 +35,17 @@ def generation_config(base_path: str, tokenizer, stop_ids: list[int]):
     return gen
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    from genai.runs import normal_mode
+def save_artifact(out: Path, model, tokenizer, template: str | None, gen_config, *, state_dict=None) -> Path:
+    """Save a PEFT adapter or a full model, atomically, with its tokenizer, template and generation config.
 
-    normal_mode(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-
-
-def save_artifact(out: Path, model, tokenizer, template: str | None, gen_config) -> Path:
-    """Save a PEFT adapter or a full model, atomically, with its tokenizer and template."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
+    `state_dict`: the full weights when they were gathered from shards (FSDP, ZeRO-3); else the model's own.
+    """
+    with staged_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": state_dict} if state_dict else {}))
         if template:
             tokenizer.chat_template = template
         tokenizer.save_pretrained(tmp)
         gen_config.save_pretrained(tmp)
-        _publish(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -80,3 +70,15 @@ def merge_adapter(adapter_dir: Path, out: Path, *, trust_remote_code: bool = Fal
     merged.generation_config = gen
     out.parent.mkdir(parents=True, exist_ok=True)
     return save_artifact(out, merged, tokenizer, tokenizer.chat_template, gen)
+
+
+def merge_run(run: Run, out: Path | None = None) -> Path:
+    """Merge a LoRA run's adapter (into RUN/merged by default) and record it in the run's manifest."""
+    recipe = run.recipe()
+    if not recipe.lora.enabled:
+        raise GenaiError(f"{run.path}: a full fine-tune has nothing to merge", hint=f"serve {run.path / 'model'}")
+    merged = merge_adapter(
+        run.path / "adapter", out or run.merged_dir, trust_remote_code=recipe.model.trust_remote_code
+    )
+    run.record_merged(merged)
+    return merged

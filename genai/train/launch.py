@@ -11,30 +11,46 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genai.errors import GenaiError
 from genai.recipe import Recipe
-from genai.runs import RECIPE_FILE, atomic_write_text, is_complete, latest_run, new_run_dir
-from genai.train.checkpoint import list_checkpoints
+from genai.runs import Run, latest_run, new_run
+from genai.train.checkpoint import STATE_FILE, list_checkpoints
+
+if TYPE_CHECKING:
+    from genai.train.trainer import TrainResult
 
 
-def resolve_resume(recipe: Recipe, run_dir: Path | None, checkpoint: Path | None) -> tuple[Path, Path | None]:
-    """(run dir, checkpoint to resume from) for `--resume`."""
+def resolve_resume(recipe: Recipe, run_dir: Path | None, checkpoint: Path | None) -> tuple[Run, Path | None]:
+    """(run, checkpoint to resume from) for `--resume`."""
     if checkpoint is not None:
-        if not (checkpoint / "state.json").exists():
-            raise GenaiError(f"{checkpoint}: not a complete checkpoint (no state.json)")
-        return (run_dir or checkpoint.parent.parent), checkpoint
-    run_dir = run_dir or latest_run(recipe)
-    if run_dir is None:
+        if not (checkpoint / STATE_FILE).exists():
+            raise GenaiError(f"{checkpoint}: not a complete checkpoint (no {STATE_FILE})")
+        return Run(run_dir or checkpoint.parent.parent), checkpoint
+    run = Run(run_dir) if run_dir is not None else latest_run(recipe)
+    if run is None:
         raise GenaiError(
             f"--resume: no earlier run of recipe '{recipe.name}' under {recipe.train.output_dir}",
             hint="drop --resume to start a new run",
         )
-    if is_complete(run_dir):
-        raise GenaiError(f"--resume: {run_dir} already finished", hint="start a new run without --resume")
-    ckpt_root = Path(recipe.train.checkpoint_dir) if recipe.train.checkpoint_dir else run_dir / "checkpoints"
-    ckpts = list_checkpoints(ckpt_root)
-    return run_dir, (ckpts[-1] if ckpts else None)
+    if run.is_trained:
+        raise GenaiError(f"--resume: {run.path} already finished", hint="start a new run without --resume")
+    ckpts = list_checkpoints(run.checkpoint_root(recipe))
+    return run, (ckpts[-1] if ckpts else None)
+
+
+def choose_run(
+    recipe: Recipe, *, resume: bool, run_dir: Path | None, checkpoint: Path | None
+) -> tuple[Run, Path | None]:
+    """The run folder to train into (new, given, or resumed) and the checkpoint to start from."""
+    if resume or checkpoint:
+        return resolve_resume(recipe, run_dir, checkpoint)
+    if run_dir is None:
+        return new_run(recipe), None
+    if Run(run_dir).is_trained:
+        raise GenaiError(f"--run-dir {run_dir}: holds a finished run", hint="choose a new folder")
+    return Run(run_dir), None
 
 
 def num_processes(recipe: Recipe) -> int:
@@ -98,29 +114,21 @@ def start_training(
     run_dir: Path | None = None,
     checkpoint: Path | None = None,
     verbose: bool = True,
-):
-    ckpt = None
-    if resume or checkpoint:
-        run_dir, ckpt = resolve_resume(recipe, run_dir, checkpoint)
-    elif run_dir is None:
-        run_dir = new_run_dir(recipe)
-    elif is_complete(run_dir):
-        raise GenaiError(f"--run-dir {run_dir}: holds a finished run", hint="choose a new folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / RECIPE_FILE, recipe.to_yaml())
-    inside_launcher = "LOCAL_RANK" in os.environ
-    if num_processes(recipe) > 1 or recipe.train.distributed.num_machines > 1:
-        if not inside_launcher:
-            import torch
+) -> TrainResult:
+    """Train a recipe into a new (or resumed) run folder, in this process or across N launched processes."""
+    from genai.train.trainer import Trainer, TrainResult
 
-            cmd = launch_command(recipe, run_dir, ckpt, gpu=torch.cuda.is_available())
-            proc = subprocess.run(cmd, check=False)
-            if proc.returncode != 0:
-                raise GenaiError(
-                    f"distributed training failed (exit {proc.returncode}); see the log above",
-                    hint=f"resume with `genai train ... --resume --run-dir {run_dir}`",
-                )
-            return run_dir
-    from genai.train.loop import train
+    run, ckpt = choose_run(recipe, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
+    run.write_recipe(recipe)
+    several = num_processes(recipe) > 1 or recipe.train.distributed.num_machines > 1
+    if several and "LOCAL_RANK" not in os.environ:  # not yet inside a launcher: start the processes
+        import torch
 
-    return train(recipe, run_dir, ckpt, verbose=verbose)
+        proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=torch.cuda.is_available()), check=False)
+        if proc.returncode != 0:
+            raise GenaiError(
+                f"distributed training failed (exit {proc.returncode}); see the log above",
+                hint=f"resume with `genai train ... --resume --run-dir {run.path}`",
+            )
+        return TrainResult.from_run(run)
+    return Trainer(recipe, run, ckpt, verbose=verbose).train()

@@ -1,19 +1,18 @@
-"""Training progress: a rich bar on a terminal, plain lines otherwise; metrics as JSONL."""
+"""Training progress on the console: a rich bar on a terminal, plain lines otherwise.
+
+Metrics go to the tracker's sinks (genai.tracking), not here: a quiet run keeps its metrics.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 
 class Progress:
-    """Console output when `enabled`; the metrics file whenever it has a path (quiet runs keep
-    their metrics: reports, plots and benchmarks read them)."""
+    """Console output when `enabled` (the main process of a verbose run), nothing otherwise."""
 
-    def __init__(self, total: int, start: int, metrics_path: Path | None, enabled: bool):
+    def __init__(self, total: int, start: int, *, enabled: bool):
         self.total, self.enabled = total, enabled
-        self.metrics_path = metrics_path
         self._bar = None
         if enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
@@ -30,14 +29,8 @@ class Progress:
             self._task = self._bar.add_task("train", total=total, completed=start, info="")
             self._bar.start()
 
-    def log(self, record: dict) -> None:
-        if self.metrics_path is None:
-            return
-        with self.metrics_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-
     def update(self, step: int, info: str, *, line: bool) -> None:
+        """Move the bar to `step`; without a bar print a line when `line`."""
         if not self.enabled:
             return
         if self._bar is not None:
@@ -46,6 +39,7 @@ class Progress:
             print(f"step {step}/{self.total}  {info}", file=sys.stderr, flush=True)
 
     def message(self, text: str) -> None:
+        """A line above the bar."""
         if not self.enabled:
             return
         if self._bar is not None:
@@ -54,10 +48,13 @@ class Progress:
             print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        """Stop the bar (idempotent)."""
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
 
 
 def eta(seconds: float) -> str:
+    """Seconds as h:mm:ss."""
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -17,10 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume-from", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
-        from genai.train.loop import train
+        from genai.runs import Run
+        from genai.train.trainer import Trainer
 
         recipe = load_recipe(args.run_dir / RECIPE_FILE)
-        train(recipe, args.run_dir, args.resume_from)
+        Trainer(recipe, Run(args.run_dir), args.resume_from).train()
     except GenaiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,14 +12,14 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from genai.recipe import load_recipe
-from genai.sagemaker import launch
+from genai.sagemaker import submit
 from tests.conftest import GUARD, ROOT
 
 QS = ROOT / "recipes" / "data" / "quickstart"
 
 
 def job_tree(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    """(/opt/ml stand-in, source dir) exactly as launch.py packages a job."""
+    """(/opt/ml stand-in, source dir) exactly as submit.py packages a job."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     recipe_file = tmp_path / "job.yaml"
     recipe_file.write_text(f"""\
@@ -35,8 +35,8 @@ train: {{max_steps: 40, micro_batch_size: 4, learning_rate: 3.0e-3, num_threads:
 sagemaker: {{role: "arn:aws:iam::123456789012:role/R", bucket: b}}
 """)
     recipe = load_recipe(recipe_file)
-    plan = launch.plan(recipe, "job")
-    src = launch.source_dir(recipe, plan)
+    plan = submit.plan(recipe, "job")
+    src = submit.source_dir(recipe, plan)
     opt = tmp_path / name
     for c in plan.channels:  # what SageMaker downloads into each channel
         (opt / "input" / "data" / c.name).mkdir(parents=True)

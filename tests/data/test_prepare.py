@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from genai.data.pipeline import prepare
+from genai.data.prepare import prepare
 from genai.errors import GenaiError
 from genai.recipe import load_recipe
 from tests.conftest import genai_cli

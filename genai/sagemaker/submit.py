@@ -108,7 +108,9 @@ def source_dir(recipe: Recipe, job: JobPlan) -> Path:
     import genai
 
     d = Path(tempfile.mkdtemp(prefix="genai-sm-src-"))
-    shutil.copytree(Path(genai.__file__).parent, d / "genai", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(genai.__file__).parent, d / "genai", ignore=shutil.ignore_patterns("__pycache__", "eval", "recipes")
+    )
     (d / "recipe.yaml").write_text(recipe.to_yaml())
     (d / "channels.json").write_text(
         json.dumps(

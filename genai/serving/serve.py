@@ -1,11 +1,15 @@
-"""`genai serve`: start, report how to call it, run until SIGINT/SIGTERM, shut down cleanly."""
+"""`genai serve`: start vLLM's server for an artifact, say how to call it, run until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import signal
+import urllib.request
 
 from rich.console import Console
 
+from genai.errors import GenaiError
+from genai.recipe import Recipe
 from genai.serving.artifact import resolve
 from genai.serving.server import Server, api_key, usage_snippets
 
@@ -22,9 +26,10 @@ def start_server(target: str, overrides: list[str], console: Console | None = No
 
 
 def serve_forever(target: str, overrides: list[str]) -> None:
+    """`genai serve`: print the URL, model names and snippets; stop every engine process on exit."""
     console = Console(stderr=True)
 
-    def _terminate(signum, frame):  # SIGTERM behaves like Ctrl-C: one clean shutdown path
+    def _terminate(signum, frame):  # noqa: ARG001 - SIGTERM behaves like Ctrl-C: one clean shutdown path
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -40,8 +45,6 @@ def serve_forever(target: str, overrides: list[str]) -> None:
         print("Ctrl-C to stop.", flush=True)
         server.proc.wait()
         if server.proc.returncode not in (0, None):
-            from genai.errors import GenaiError
-
             raise GenaiError(
                 f"vLLM server stopped with exit code {server.proc.returncode}:\n" + "\n".join(list(server.tail)[-20:])
             )
@@ -51,3 +54,31 @@ def serve_forever(target: str, overrides: list[str]) -> None:
         if server is not None:
             server.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def sample_request(recipe: Recipe) -> list[dict]:
+    """A question from the recipe's own eval data (the conversation up to its last answer), else a greeting."""
+    try:
+        from genai.data.prepare import load_examples
+
+        for ex in load_examples(recipe.data.eval[:1]):
+            if ex.messages:
+                last = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
+                return ex.messages[:last]
+    except GenaiError:
+        pass
+    return [{"role": "user", "content": "Hello!"}]
+
+
+def ask(server: Server, messages: list[dict], max_tokens: int = 64) -> str:
+    """One greedy chat completion from the fine-tuned model."""
+    body = json.dumps(
+        {"model": server.target.default_name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    ).encode()
+    req = urllib.request.Request(
+        f"{server.base_url}/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key(server.serve) or 'none'}"},
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())["choices"][0]["message"]["content"]

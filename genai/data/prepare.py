@@ -15,8 +15,8 @@ from genai.data.pack import TokenizedSet
 from genai.data.sources import read_records, resolve_local
 from genai.data.tokenize import Tokenized, tokenize_example, turn_stop_tokens
 from genai.errors import GenaiError
+from genai.home import cache_dir
 from genai.recipe import DataSource, Recipe
-from genai.tiny import genai_home
 
 
 @dataclass
@@ -121,7 +121,7 @@ def _tokenize_all(
 
 def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool = True) -> Prepared:
     """Tokenize train/eval data, or load them from the cache when nothing that matters changed."""
-    root = Path(recipe.data.cache_dir) if recipe.data.cache_dir else genai_home() / "cache" / "data"
+    root = Path(recipe.data.cache_dir) if recipe.data.cache_dir else cache_dir("data")
     key = cache.cache_key(
         {
             "train": [_source_fingerprint(s) for s in recipe.data.train],
