@@ -33,6 +33,7 @@ def _hub_kwargs(model: ModelSection) -> dict:
 
 
 def load_tokenizer(model: ModelSection, path: str | None = None):
+    """The recipe's tokenizer (with a pad token); a clear error when it cannot be loaded."""
     from transformers import AutoTokenizer
 
     path = path or resolve_model_path(model)
@@ -49,6 +50,7 @@ def load_tokenizer(model: ModelSection, path: str | None = None):
 
 
 def torch_dtype(name: str):
+    """model.dtype as a torch dtype ('auto': bf16/fp16 on GPUs, fp32 on CPU)."""
     import torch
 
     if name == "auto":
@@ -59,6 +61,7 @@ def torch_dtype(name: str):
 
 
 def load_model(model: ModelSection, path: str | None = None, *, for_training: bool = True):
+    """The base model from safetensors (4-bit for QLoRA); a clear error when it cannot be loaded."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -96,6 +99,7 @@ def load_model(model: ModelSection, path: str | None = None, *, for_training: bo
 
 
 def lora_config(lora: LoraSection):
+    """PEFT's LoraConfig for the recipe's `lora` section."""
     from peft import LoraConfig, TaskType
 
     return LoraConfig(

@@ -22,10 +22,14 @@ from genai.yamlio import line_for, load_yaml_with_lines
 
 
 class Section(BaseModel):
+    """A recipe section: unknown keys are errors, assignments are validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ModelSection(Section):
+    """model: the base model and how to load it."""
+
     name_or_path: str = Field(description="Hub id, local folder, or a built-in id such as 'genai/tiny-llama'.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Run model code from the hub. Off unless you trust it.")
@@ -38,6 +42,8 @@ class ModelSection(Section):
 
 
 class DataSource(Section):
+    """One dataset: a local file or folder, an s3:// URI, or a hub dataset, and its format."""
+
     path: str | None = Field(None, description="Local .jsonl/.json/.csv/.parquet file or folder, or an s3:// URI.")
     hub: str | None = Field(None, description="Hub dataset id (loaded with `datasets`).")
     name: str | None = Field(None, description="Hub dataset config name.")
@@ -58,6 +64,8 @@ class DataSource(Section):
 
 
 class DataSection(Section):
+    """data: train and eval sources and how they become token rows."""
+
     train: list[DataSource] = Field(min_length=1)
     eval: list[DataSource] = Field(default_factory=list, description="Held-out data for eval loss and exact match.")
     eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Hold out this share of train when `eval` is empty.")
@@ -71,6 +79,8 @@ class DataSection(Section):
 
 
 class LoraSection(Section):
+    """lora: the adapter (or, disabled, full fine-tuning)."""
+
     enabled: bool = Field(True, description="false = full fine-tuning.")
     r: int = Field(16, ge=1, le=1024)
     alpha: int = Field(32, ge=1)
@@ -81,6 +91,8 @@ class LoraSection(Section):
 
 
 class DistributedSection(Section):
+    """train.distributed: how many processes and machines, with which accelerate profile."""
+
     profile: Literal["none", "ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = "none"
     num_processes: int | None = Field(None, ge=1, description="Default: every visible GPU.")
     num_machines: int = Field(1, ge=1)
@@ -90,11 +102,15 @@ class DistributedSection(Section):
 
 
 class ExactMatchSection(Section):
+    """train.exact_match: held-out exact match by greedy generation before and after training."""
+
     limit: int = Field(100, ge=0, description="Held-out items scored by greedy generation (0 = off).")
     max_new_tokens: int = Field(16, ge=1)
 
 
 class TrainSection(Section):
+    """train: the optimization, its schedule, logging, checkpoints and output."""
+
     output_dir: str = Field("runs", description="Runs go to <output_dir>/<recipe name>/<run id>/.")
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
@@ -122,6 +138,8 @@ class TrainSection(Section):
 
 
 class ServeSection(Section):
+    """serve: how vLLM serves the artifact."""
+
     host: str = Field("127.0.0.1", description="Bind address; loopback unless you choose otherwise.")
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
     artifact: Literal["auto", "adapter", "merged"] = Field(
@@ -141,6 +159,8 @@ class ServeSection(Section):
 
 
 class GateRule(Section):
+    """One gate rule: a minimum score, or a maximum drop against the base model."""
+
     task: str
     metric: str = Field(description="As lm-eval names it, e.g. exact_match,strip or acc,none (filter optional).")
     min: float | None = Field(None, description="Fine-tuned score must be at least this.")
@@ -154,6 +174,8 @@ class GateRule(Section):
 
 
 class EndpointSection(Section):
+    """eval.endpoint: an OpenAI-compatible endpoint to score."""
+
     url: str | None = Field(None, description="OpenAI-compatible base URL (.../v1); default: serve the run here.")
     model: str | None = Field(None, description="Model name at the endpoint; default: the run's served name.")
     chat: bool = Field(False, description="Use /chat/completions (generation tasks only).")
@@ -163,6 +185,8 @@ class EndpointSection(Section):
 
 
 class EvalSection(Section):
+    """eval: lm-eval tasks, the backend that runs them, and the gate."""
+
     tasks: list[str] = Field(default_factory=list, description="Suites from eval/ or any lm-eval task name.")
     backend: Literal["hf", "vllm", "endpoint"] = "hf"
     num_fewshot: int | None = Field(None, ge=0)
@@ -178,6 +202,8 @@ class EvalSection(Section):
 
 
 class TrackingSection(Section):
+    """tracking: MLflow and TensorBoard."""
+
     mlflow: bool = Field(False, description="Log params, metrics, eval results and the artifact path to MLflow.")
     mlflow_uri: str | None = Field(
         None, description="Tracking URI; default: a local file store in <output_dir>/mlruns."
@@ -187,6 +213,8 @@ class TrackingSection(Section):
 
 
 class DeploySection(Section):
+    """sagemaker.deploy: the endpoint serving the artifact."""
+
     instance_type: str = "ml.g5.2xlarge"
     instance_count: int = Field(1, ge=1)
     image: str | None = Field(None, description="Serving image; default: the AWS vLLM container for the region.")
@@ -198,6 +226,8 @@ class DeploySection(Section):
 
 
 class SageMakerSection(Section):
+    """sagemaker: the training job (and endpoint) settings."""
+
     role: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+", description="Execution role ARN.")
     bucket: str | None = Field(None, description="S3 bucket for code, data channels and outputs.")
     prefix: str = Field("genai", description="Key prefix inside the bucket.")
@@ -224,6 +254,8 @@ class SageMakerSection(Section):
 
 
 class Recipe(Section):
+    """A whole recipe: what to fine-tune, on what, how, and how to score and serve it."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Names the run folder.")
     description: str | None = None
     license: str | None = Field(None, description="License of the fine-tuned artifact (model card), e.g. apache-2.0.")
@@ -244,9 +276,11 @@ class Recipe(Section):
         return data
 
     def to_yaml(self) -> str:
+        """The resolved recipe as YAML (secrets left out)."""
         return yaml.safe_dump(self.public_dump(), sort_keys=False)
 
     def content_hash(self) -> str:
+        """sha256 of the resolved recipe (secrets left out): equal recipes, equal hashes."""
         blob = json.dumps(self.public_dump(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -271,6 +305,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 
 
 def apply_override(data: dict, keys: list[str | int], value: Any, text: str) -> None:
+    """Set the value at a dotted key path, creating sections and appending to lists as needed."""
     node: Any = data
     for i, key in enumerate(keys[:-1]):
         nxt = keys[i + 1]
@@ -433,6 +468,7 @@ def check_files(recipe: Recipe, source: str, lines: dict) -> None:
 
 
 def json_schema() -> dict:
+    """The recipe's JSON schema (for editor completion)."""
     schema = Recipe.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "genai recipe"

@@ -42,6 +42,8 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class TinySpec:
+    """The tiny model's shape and its pre-training."""
+
     vocab_size: int = 384
     hidden_size: int = 128
     intermediate_size: int = 256
@@ -63,6 +65,7 @@ def is_held_out(a: int, b: int) -> bool:
 
 
 def tiny_model_dir(spec: TinySpec = TinySpec()) -> Path:
+    """Where the built tiny model is cached."""
     return genai_home() / "models" / f"tiny-llama-v{BUILDER_VERSION}"
 
 

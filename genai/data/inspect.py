@@ -27,6 +27,7 @@ def render_sample(tokenizer, ids, trained, *, plain: bool = False) -> Text:
 
 
 def preprocess_and_show(recipe: Recipe, *, show: int = 0, use_cache: bool = True, console: Console | None = None):
+    """Prepare the data (or load it from the cache), print its stats and `show` samples."""
     from genai.data.prepare import prepare
     from genai.data.templates import template_for
     from genai.models import load_tokenizer, resolve_model_path

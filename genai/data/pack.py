@@ -27,9 +27,11 @@ class TokenizedSet:
         return len(self.offsets) - 1
 
     def lengths(self) -> np.ndarray:
+        """Tokens per sample."""
         return np.diff(self.offsets)
 
     def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids, trained mask) of sample i."""
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.ids[a:b], self.trained[a:b]
 
@@ -56,6 +58,7 @@ def pack_rows(lengths: np.ndarray, capacity: int) -> list[list[int]]:
 
 
 def make_rows(data: TokenizedSet, packing: bool, capacity: int) -> list[list[int]]:
+    """Rows of sample indices: packed to `capacity` tokens, or one sample per row."""
     if packing:
         return pack_rows(data.lengths(), capacity)
     return [[i] for i in range(len(data))]

@@ -21,6 +21,8 @@ from genai.recipe import DataSource, Recipe
 
 @dataclass
 class Prepared:
+    """Tokenized train (and eval) sets, their stats, and whether they came from the cache."""
+
     train: TokenizedSet
     eval: TokenizedSet | None
     stats: dict
@@ -56,6 +58,7 @@ def _tokenizer_fingerprint(tokenizer) -> str:
 
 
 def load_examples(sources: list[DataSource]) -> list[Example]:
+    """Every record of the sources as an Example."""
     out = []
     for src in sources:
         for rec in read_records(src):

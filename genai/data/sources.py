@@ -21,11 +21,14 @@ LOCAL_SUFFIXES = {".jsonl", ".json", ".csv", ".parquet"}
 
 @dataclass
 class Record:
+    """One raw record and where it came from."""
+
     data: dict[str, Any]
     origin: str  # "path:line" or "hub-id[split]#index"
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
+    """Records of a .jsonl file; a malformed line is an error naming file:line."""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -74,6 +77,7 @@ READERS = {".jsonl": read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parqu
 
 
 def local_files(path: Path) -> list[Path]:
+    """The data files of a path: the file itself, or every data file under a folder."""
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in LOCAL_SUFFIXES and p.is_file())
         if not files:
@@ -145,6 +149,7 @@ def resolve_local(src: DataSource) -> list[Path]:
 
 
 def read_records(src: DataSource, files: list[Path] | None = None) -> list[Record]:
+    """A source's records (up to its `limit`)."""
     it: Iterator[Record]
     if src.hub:
         it = _hub_records(src)

@@ -15,6 +15,8 @@ from genai.errors import GenaiError
 
 @dataclass
 class Tokenized:
+    """Token ids and, per token, whether it is trained."""
+
     input_ids: list[int]
     trained: list[bool]
 
@@ -51,6 +53,7 @@ def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool
 
 
 def plain_segments(tokenizer, ex: Example) -> list[tuple[str, bool]]:
+    """(prompt, masked) and (completion + EOS, trained) of a plain example."""
     bos = tokenizer.bos_token or ""
     prompt = ex.prompt if not bos or ex.prompt.startswith(bos) else bos + ex.prompt
     return [s for s in ((prompt, False), (ex.completion + (tokenizer.eos_token or ""), True)) if s[0]]
@@ -68,6 +71,7 @@ def ensure_eos(tokenizer, segments: list[tuple[str, bool]]) -> list[tuple[str, b
 
 
 def tokenize_example(tokenizer, template: str | None, ex: Example, loss_on: str) -> Tokenized:
+    """Token ids and trained mask of one example (loss_on: completion or all)."""
     if ex.messages is not None:
         if template is None:
             raise GenaiError(f"{ex.origin}: chat data needs a chat template")

@@ -19,6 +19,7 @@ from genai.serving.artifact import resolve
 
 
 def task_manager(cfg: EvalSection):
+    """lm-eval's TaskManager over the suites (copied with absolute data paths) and the copy's folder."""
     from lm_eval.tasks import TaskManager
 
     include = suites.materialize(suites.suite_dirs(cfg.suite_dirs))
@@ -26,6 +27,7 @@ def task_manager(cfg: EvalSection):
 
 
 def check_tasks(tm, tasks: list[str]) -> None:
+    """Every eval task must exist; a typo gets did-you-mean."""
     known = set(tm.all_tasks)
     for task in tasks:
         if task not in known:

@@ -88,6 +88,7 @@ def materialize(suite_dirs: list[Path]) -> Path:
 
 
 def suite_dirs(extra: list[str]) -> list[Path]:
+    """The bundled suites' folders, then eval.suite_dirs."""
     base = eval_dir()
     dirs = [d for d in sorted(base.iterdir()) if d.is_dir()] if base.is_dir() else []
     return dirs + [Path(d) for d in extra]

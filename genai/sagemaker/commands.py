@@ -13,6 +13,7 @@ from genai.sagemaker.session import boto_session, require_settings
 
 
 def train(recipe_path: Path, overrides: list[str], *, dry_run: bool) -> dict:
+    """Submit (or, dry run, only build) the training job; a local run folder awaits its download."""
     from genai.sagemaker.submit import estimate, submit
 
     recipe = load_recipe(recipe_path, overrides)
@@ -43,11 +44,13 @@ def settings(recipe_path: Path | None, overrides: list[str] | tuple[str, ...] = 
 
 
 def clients(cfg: SageMakerSection, *names: str):
+    """boto3 clients for the section's region."""
     boto = boto_session(cfg)
     return [boto.client(n) for n in names]
 
 
 def status(job: str, cfg: SageMakerSection) -> dict:
+    """The job's state and transitions."""
     from genai.sagemaker.jobs import status as _status
 
     (sm,) = clients(cfg, "sagemaker")
@@ -55,6 +58,7 @@ def status(job: str, cfg: SageMakerSection) -> dict:
 
 
 def logs(job: str, cfg: SageMakerSection) -> list[str]:
+    """The job's CloudWatch log lines."""
     from genai.sagemaker.jobs import logs as _logs
 
     (cw,) = clients(cfg, "logs")
@@ -62,6 +66,7 @@ def logs(job: str, cfg: SageMakerSection) -> list[str]:
 
 
 def stop(job: str, cfg: SageMakerSection) -> None:
+    """Stop the job."""
     from genai.sagemaker.jobs import stop as _stop
 
     (sm,) = clients(cfg, "sagemaker")
@@ -69,6 +74,7 @@ def stop(job: str, cfg: SageMakerSection) -> None:
 
 
 def download(job: str, recipe_path: Path | None, dest: Path) -> Path:
+    """A finished job's artifact as a local run folder."""
     from genai.sagemaker.jobs import download as _download
 
     recipe = load_recipe(recipe_path) if recipe_path else None
@@ -146,6 +152,7 @@ def deploy(
 
 
 def invoke(endpoint: str, cfg: SageMakerSection, body: dict) -> dict:
+    """One request to a SageMaker endpoint."""
     from genai.sagemaker.deploy import invoke as _invoke
 
     (rt,) = clients(cfg, "sagemaker-runtime")

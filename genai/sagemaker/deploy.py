@@ -15,6 +15,7 @@ from genai.sagemaker.session import aws_error
 
 
 def serving_image(cfg: SageMakerSection, region: str) -> str:
+    """sagemaker.deploy.image, or the AWS vLLM serving container of the region."""
     if cfg.deploy.image:
         return cfg.deploy.image
     from sagemaker.core import image_uris
@@ -48,6 +49,7 @@ def container_env(cfg: SageMakerSection, *, base: str | None, lora_rank: int | N
 
 
 def endpoint_name(name: str) -> str:
+    """A name SageMaker accepts (letters, digits and '-', at most 63)."""
     return re.sub(r"[^A-Za-z0-9-]", "-", name)[:63].strip("-")
 
 

@@ -20,15 +20,18 @@ RECIPE_NAME = "recipe.yaml"
 
 
 def opt_ml() -> Path:
+    """The container's /opt/ml ($GENAI_OPT_ML in tests)."""
     return Path(os.environ.get("GENAI_OPT_ML", "/opt/ml"))  # tests emulate the tree elsewhere
 
 
 def channel_dir(name: str) -> Path:
+    """Where SageMaker mounted an input channel."""
     env = os.environ.get(f"SM_CHANNEL_{name.upper()}")
     return Path(env) if env else opt_ml() / "input" / "data" / name
 
 
 def code_dir() -> Path:
+    """The job's source folder (genai's code, the recipe, the channel map)."""
     return Path(os.environ.get("SM_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 
 
@@ -47,6 +50,7 @@ def job_overrides(root: Path, code: Path) -> list[str]:
 
 
 def run(root: Path | None = None) -> Path:
+    """Train the job's recipe into /opt/ml/model, resuming from /opt/ml/checkpoints if a checkpoint is there."""
     from genai.recipe import load_recipe
     from genai.train.checkpoint import list_checkpoints
     from genai.train.launch import start_training
@@ -65,6 +69,7 @@ def run(root: Path | None = None) -> Path:
 
 
 def main() -> int:
+    """The container's entry point: train, or write the failure and exit non-zero."""
     try:
         run()
     except BaseException as exc:  # noqa: BLE001 - everything must reach /opt/ml/output/failure

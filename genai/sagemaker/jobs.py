@@ -29,6 +29,7 @@ def _call(fn, what: str, **kwargs):
 
 
 def status(client, job: str) -> dict:
+    """A job's state, secondary state, transitions, failure reason and model location."""
     d = _call(client.describe_training_job, "sagemaker status", TrainingJobName=job)
     return {
         "job": job,
@@ -44,6 +45,7 @@ def status(client, job: str) -> dict:
 
 
 def logs(logs_client, job: str, limit: int = 10000) -> list[str]:
+    """Every CloudWatch line of the job's streams."""
     streams = _call(
         logs_client.describe_log_streams, "sagemaker logs", logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job}/"
     ).get("logStreams", [])
@@ -79,6 +81,7 @@ def wait(client, job: str, *, poll_s: float = 30, on_change=None, timeout_s: flo
 
 
 def stop(client, job: str) -> None:
+    """Ask SageMaker to stop the job."""
     _call(client.stop_training_job, "sagemaker stop", TrainingJobName=job)
 
 

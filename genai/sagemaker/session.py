@@ -11,6 +11,7 @@ TELEMETRY_OFF = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": 
 
 
 def boto_session(cfg: SageMakerSection):
+    """A boto3 session in the section's region (or the environment's)."""
     boto3 = require("boto3", "sagemaker", "SageMaker")
     region = cfg.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
@@ -19,6 +20,7 @@ def boto_session(cfg: SageMakerSection):
 
 
 def require_settings(cfg: SageMakerSection) -> None:
+    """role and bucket must be set before anything is sent."""
     missing = [f"sagemaker.{k}" for k in ("role", "bucket") if getattr(cfg, k) is None]
     if missing:
         raise GenaiError(
@@ -28,6 +30,7 @@ def require_settings(cfg: SageMakerSection) -> None:
 
 
 def sagemaker_session(cfg: SageMakerSection, boto):
+    """The SageMaker SDK session: telemetry off, no IAM role check, the bucket given."""
     require("sagemaker.core", "sagemaker", "SageMaker")
     # Role validation calls IAM (not every caller may); the ARN pattern is checked by the recipe.
     os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")

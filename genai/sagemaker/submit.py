@@ -34,11 +34,14 @@ REQUIREMENTS = [
 
 
 def prices() -> dict:
+    """The shipped on-demand price table (USD per instance-hour)."""
     return json.loads(resources.files("genai").joinpath("sagemaker/prices.json").read_text())
 
 
 @dataclass
 class Channel:
+    """One input channel: a local file to upload, or an s3:// source passed through."""
+
     name: str
     source: str  # "train" | "eval"
     index: int
@@ -48,6 +51,8 @@ class Channel:
 
 @dataclass
 class JobPlan:
+    """A job before it is sent: its name, its channels and, once built, its request."""
+
     job_name: str
     channels: list[Channel] = field(default_factory=list)
     request: dict | None = None
@@ -64,6 +69,7 @@ def job_name(recipe: Recipe) -> str:
 
 
 def check(recipe: Recipe) -> None:
+    """What a job can get wrong, checked before anything is uploaded or sent."""
     cfg = recipe.sagemaker
     require_settings(cfg)
     known = prices()["prices"]
@@ -86,6 +92,7 @@ def check(recipe: Recipe) -> None:
 
 
 def plan(recipe: Recipe, name: str) -> JobPlan:
+    """The job's input channels: local data files and s3:// sources."""
     cfg = recipe.sagemaker
     base = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}/{name}"
     out = JobPlan(name)
@@ -131,6 +138,7 @@ def source_dir(recipe: Recipe, job: JobPlan) -> Path:
 
 
 def training_image(recipe: Recipe, region: str) -> str:
+    """sagemaker.image, or the Hugging Face PyTorch training container (looked up offline)."""
     cfg = recipe.sagemaker
     if cfg.image:
         return cfg.image
@@ -155,6 +163,7 @@ def training_image(recipe: Recipe, region: str) -> str:
 
 
 def build_trainer(recipe: Recipe, job: JobPlan, boto):
+    """The SDK's ModelTrainer for the job: image, code, torchrun, compute, spot, channels."""
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import (
         CheckpointConfig,
@@ -243,6 +252,7 @@ def _capture(boto, job: JobPlan, *, send: bool) -> None:
 
 
 def submit(recipe: Recipe, *, dry_run: bool) -> JobPlan:
+    """Upload the channels and start the job (dry run: capture the request, send nothing)."""
     check(recipe)
     job = plan(recipe, job_name(recipe))
     boto = boto_session(recipe.sagemaker)
@@ -271,6 +281,7 @@ def submit(recipe: Recipe, *, dry_run: bool) -> JobPlan:
 
 
 def estimate(recipe: Recipe) -> dict:
+    """The most the job can cost: hourly price x instances x max runtime (spot: an estimate)."""
     table = prices()
     cfg = recipe.sagemaker
     hourly = table["prices"][cfg.instance_type] * cfg.instance_count

@@ -18,6 +18,7 @@ def chat_loop(
     stdin=None,
     stdout=None,
 ) -> None:
+    """Read lines, stream each answer, keep the conversation; serve the target first when it is not a URL."""
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     openai = require("openai", "dev", "genai chat")
     server = None

@@ -93,14 +93,17 @@ class Server:
 
     @property
     def root_url(self) -> str:
+        """http://host:port (loopback when bound to every address)."""
         host = "127.0.0.1" if self.serve.host in ("0.0.0.0", "::") else self.serve.host
         return f"http://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:
+        """The OpenAI base URL (.../v1)."""
         return f"{self.root_url}/v1"
 
     def start(self, on_wait=None) -> Server:
+        """Launch the server in its own process group and wait until it is healthy."""
         require_vllm()
         cmd = build_command(self.target, self.serve, self.port, gpu=self.gpu)
         log = open(self.log_path, "w") if self.log_path else tempfile.TemporaryFile("w+")
@@ -123,6 +126,7 @@ class Server:
             self._log.flush()
 
     def wait_ready(self, on_wait=None) -> None:
+        """Poll /health until it answers; an early exit or the timeout is a clear error."""
         deadline = time.monotonic() + self.serve.startup_timeout_s
         start = time.monotonic()
         while time.monotonic() < deadline:
@@ -183,6 +187,7 @@ class Server:
 
 
 def usage_snippets(server: Server, key_set: bool) -> str:
+    """Ready-to-paste curl and openai snippets (the key by name, never its value)."""
     name = server.target.default_name
     auth = ' -H "Authorization: Bearer $GENAI_API_KEY"' if key_set else ""
     key = 'os.environ["GENAI_API_KEY"]' if key_set else '"none"'

@@ -101,7 +101,7 @@ def save(ckpt_root: Path, accelerator, scheduler, state: TrainState, keep: int) 
 
 
 def _check_matches(ckpt: Path, model) -> None:
-    """A checkpoint must hold every trainable tensor of this model (made with the same recipe)."""
+    """A checkpoint must hold every trainable tensor of this (unwrapped) model: made with the same recipe."""
     from safetensors import safe_open
 
     if not (ckpt / MODEL_FILE).exists():
@@ -123,7 +123,7 @@ def _check_matches(ckpt: Path, model) -> None:
 def load(ckpt: Path, accelerator, model, scheduler) -> TrainState:
     """Restore weights, optimizer, scheduler, RNG and the data position from step-N/."""
     if _owns_model_file(accelerator):
-        _check_matches(ckpt, model)
+        _check_matches(ckpt, accelerator.unwrap_model(model))  # accelerate saves the unwrapped model's names
         # strict=False: the frozen base is not in the checkpoint; _check_matches saw every trainable tensor.
         accelerator.load_state(str(ckpt), strict=False)
     else:

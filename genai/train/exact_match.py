@@ -34,6 +34,7 @@ def exact_match(
     max_new_tokens: int,
     batch_size: int = 32,
 ) -> dict | None:
+    """Greedy-decode held-out prompts and count exact answers (with three samples to show)."""
     import torch
 
     pairs = [p for p in (_prompt_and_target(ex, tokenizer, template) for ex in examples[:limit]) if p]

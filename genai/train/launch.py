@@ -54,6 +54,7 @@ def choose_run(
 
 
 def num_processes(recipe: Recipe) -> int:
+    """Processes per machine: 1 without a profile, else the profile's count or every GPU."""
     dist = recipe.train.distributed
     if dist.profile == "none":
         return 1
@@ -65,6 +66,7 @@ def num_processes(recipe: Recipe) -> int:
 
 
 def launch_command(recipe: Recipe, run_dir: Path, ckpt: Path | None, gpu: bool) -> list[str]:
+    """accelerate launch (GPUs, with the shipped profile) or torchrun (CPU, gloo) for the workers."""
     dist = recipe.train.distributed
     n = num_processes(recipe)
     worker = ["-m", "genai.train.worker", str(run_dir)] + (["--resume-from", str(ckpt)] if ckpt else [])

@@ -12,6 +12,7 @@ from genai.runs import RECIPE_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the run folder's recipe in this launched process."""
     parser = argparse.ArgumentParser(prog="genai.train.worker")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume-from", type=Path, default=None)

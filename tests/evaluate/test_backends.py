@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import genai_cli
 
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
 # Enough items to be meaningful, few enough for CI.
 LIMIT = ["eval.limit=40"]
 
@@ -65,3 +67,9 @@ def test_lm_eval_results_are_kept_beside_the_table(tables, quickstart_run):
         res = json.loads((d / "lm_eval_tuned.json").read_text())
         assert "quickstart_addition" in res["results"]
         assert (d / "lm_eval_base.json").exists() and (d / "table.md").read_text().startswith("| task |")
+
+
+def test_the_merged_model_scored_on_cpu_is_recorded_in_the_manifest(tables, quickstart_run):
+    """On CPU the vllm and endpoint backends score the merged model; the run's manifest says it exists."""
+    manifest = json.loads((quickstart_run / "manifest.json").read_text())
+    assert manifest["artifact"]["merged"] == "merged" and (quickstart_run / "merged" / "config.json").exists()

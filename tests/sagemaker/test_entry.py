@@ -9,11 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from genai.recipe import load_recipe
 from genai.sagemaker import submit
 from tests.conftest import GUARD, ROOT
+
+pytestmark = pytest.mark.sagemaker
 
 QS = ROOT / "recipes" / "data" / "quickstart"
 
@@ -71,6 +74,7 @@ def last_step(opt: Path) -> int:
     return max((json.loads(x)["step"] for x in lines if x.endswith("}")), default=0)
 
 
+@pytest.mark.slow
 def test_entry_trains_from_channels_into_opt_ml_model(tmp_path):
     opt, src = job_tree(tmp_path, "opt_ml")
     proc = entry(opt, src)
@@ -82,6 +86,7 @@ def test_entry_trains_from_channels_into_opt_ml_model(tmp_path):
     assert sorted(p.name for p in (opt / "checkpoints").iterdir()) == ["step-0000030", "step-0000040"]
 
 
+@pytest.mark.slow
 def test_spot_interruption_then_restart_gives_the_same_adapter(tmp_path):
     opt_a, src = job_tree(tmp_path, "uninterrupted")
     proc = entry(opt_a, src)

@@ -15,6 +15,8 @@ from genai.sagemaker import jobs
 from genai.sagemaker.deploy import invoke
 from tests.conftest import genai_cli
 
+pytestmark = pytest.mark.sagemaker
+
 
 def submitted_job(sm_recipe) -> str:
     boto3.client("s3").create_bucket(Bucket="genai-test")

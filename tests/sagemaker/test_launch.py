@@ -8,6 +8,8 @@ import pytest
 from tests.conftest import genai_cli
 from tests.sagemaker.conftest import ROLE
 
+pytestmark = pytest.mark.sagemaker
+
 
 def dry_run(recipe, *overrides):
     # No AWS_ENDPOINT_URL here: anything actually sent would go to AWS and trip the loopback guard.

@@ -5,11 +5,14 @@ import json
 import tarfile
 
 import boto3
+import pytest
 
 from genai.pipeline import run_pipeline
 from genai.sagemaker import jobs
 from tests.conftest import ROOT
 from tests.sagemaker.conftest import ROLE
+
+pytestmark = [pytest.mark.slow, pytest.mark.sagemaker]
 
 
 def test_run_with_sagemaker_training(quickstart_run, moto_server, tmp_path, monkeypatch):

@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from tests.conftest import genai_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 def test_generate_chat_and_completion_prompts(quickstart_run, tmp_path):

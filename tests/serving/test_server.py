@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
 KEY = "test-key-123"
 QS_TEST = ROOT / "recipes" / "data" / "quickstart" / "test.jsonl"
 

@@ -1,36 +1,75 @@
-"""Two CPU processes (DDP over gloo, launched by `genai train`) give the same adapter as one."""
+"""Two CPU processes (DDP over gloo, launched by `genai train`): the same adapter as one process, and a
+SIGKILL of the whole launch followed by a resume ends with the same adapter as an uninterrupted run."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.conftest import genai_cli
 
-COMMON = [
-    "train.max_steps=8",
-    "train.save_steps=null",
-    "train.exact_match.limit=0",
-    "lora.dropout=0.0",
-    "train.eval_steps=4",
+pytestmark = pytest.mark.slow
+
+COMMON = ["train.max_steps=8", "train.exact_match.limit=0", "lora.dropout=0.0", "train.eval_steps=4"]
+TWO = [
+    "train.micro_batch_size=2",
+    "train.distributed.profile=ddp",
+    "train.distributed.num_processes=2",
+    "train.distributed.main_process_port=29533",
 ]
 
 
-def test_ddp_two_processes_match_one_process(small_recipe, tmp_path):
-    one = genai_cli("train", small_recipe, "--run-dir", tmp_path / "one", "train.micro_batch_size=4", *COMMON)
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = genai_cli(
+def adapter(run: Path) -> dict:
+    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def test_ddp_two_processes_match_one_process_and_resume_exactly(small_recipe, tmp_path):
+    one = genai_cli(
         "train",
         small_recipe,
         "--run-dir",
-        tmp_path / "two",
-        "train.micro_batch_size=2",
-        "train.distributed.profile=ddp",
-        "train.distributed.num_processes=2",
-        "train.distributed.main_process_port=29533",
+        tmp_path / "one",
+        "train.micro_batch_size=4",
+        "train.save_steps=null",
         *COMMON,
     )
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = genai_cli("train", small_recipe, "--run-dir", tmp_path / "two", "train.save_steps=null", *TWO, *COMMON)
     assert two.returncode == 0, two.stderr[-2000:]
     assert json.loads((tmp_path / "two" / "manifest.json").read_text())["processes"] == 2
-    a = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
-    b = load_file(str(tmp_path / "two" / "adapter" / "adapter_model.safetensors"))
-    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+    assert max_diff(adapter(tmp_path / "one"), adapter(tmp_path / "two")) < 1e-4
+
+    # Kill every process of a 2-process run once its first checkpoint is complete, then resume it.
+    killed = tmp_path / "killed"
+    exe = Path(sys.executable).with_name("genai")
+    proc = subprocess.Popen(
+        [str(exe), "train", str(small_recipe), "--run-dir", str(killed), "train.save_steps=4", *TWO, *COMMON],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "step-0000004" / "state.json").exists() and time.time() < deadline:
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    # torchrun starts its workers in sessions of their own: kill them by their command line, then the launch.
+    subprocess.run(["pkill", "-KILL", "-f", f"genai.train.worker {killed}"], check=False)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+    assert not (killed / "manifest.json").exists()
+    out = genai_cli("train", small_recipe, "--resume", "--run-dir", killed, "train.save_steps=4", *TWO, *COMMON)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert max_diff(adapter(tmp_path / "two"), adapter(killed)) <= 1e-6

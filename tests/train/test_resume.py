@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.conftest import genai_cli
@@ -32,6 +33,7 @@ def last_step(run: Path) -> int:
     return max(steps, default=0)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_adapter(small_recipe, tmp_path):
     full = tmp_path / "full"
     out = genai_cli("train", small_recipe, "--run-dir", full, *ARGS)

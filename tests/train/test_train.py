@@ -35,6 +35,16 @@ def test_lora_training_loss_drops_and_artifact_is_self_describing(small_recipe):
     assert manifest["artifact"]["kind"] == "adapter"
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step-0000030", "step-0000040"]  # keep the last 2
+    # accelerate's state (model, optimizer, RNG) + ours; the model state holds the adapter only.
+    ckpt = run / "checkpoints" / "step-0000040"
+    assert {"model.safetensors", "optimizer.bin", "random_states_0.pkl", "scheduler.pt", "state.json"} <= {
+        p.name for p in ckpt.iterdir()
+    }
+    from safetensors import safe_open
+
+    with safe_open(str(ckpt / "model.safetensors"), framework="pt") as fh:
+        keys = list(fh.keys())
+    assert keys and all("lora_" in k for k in keys)
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -67,6 +77,7 @@ def test_merge_matches_adapter_outputs(small_recipe, tmp_path):
     ids = torch.tensor([[1, 3, 50, 60, 70, 4]])
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, peft_model(ids).logits, atol=1e-4, rtol=1e-4)
+    assert json.loads((run / "manifest.json").read_text())["artifact"]["merged"] == "merged"
     # `genai merge RUN` writes the same standalone model elsewhere.
     out = genai_cli("merge", run, "--out", tmp_path / "m2")
     assert out.returncode == 0, out.stderr
@@ -106,3 +117,27 @@ def test_quickstart_learns_the_task(quickstart_run):
     manifest = json.loads((quickstart_run / "manifest.json").read_text())
     assert manifest["metrics"]["exact_match_before"] <= 0.05
     assert manifest["metrics"]["exact_match_after"] >= 0.9
+
+
+def test_genai_merge_records_the_merged_model_in_the_manifest(small_recipe):
+    run = start_training(
+        load_recipe(small_recipe, ["train.max_steps=4", "train.save_steps=null", "train.exact_match.limit=0"]),
+        verbose=False,
+    ).run_dir
+    assert json.loads((run / "manifest.json").read_text())["artifact"]["merged"] is None
+    out = genai_cli("merge", run)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run / "manifest.json").read_text())["artifact"]["merged"] == "merged"
+    assert (run / "merged" / "config.json").exists()
+    listed = json.loads(genai_cli("runs", "show", run, "--json").stdout)
+    assert listed["manifest"]["artifact"]["merged"] == "merged"
+
+
+def test_a_checkpoint_from_another_layout_is_a_clear_error(small_recipe, tmp_path):
+    ckpt = tmp_path / "runs" / "small" / "old" / "checkpoints" / "step-0000010"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text('{"step": 10}')
+    (ckpt / "trainable.safetensors").write_bytes(b"")
+    out = genai_cli("train", small_recipe, "--checkpoint", ckpt)
+    assert out.returncode == 2 and "not a checkpoint of this genai version" in out.stderr
+    assert "Traceback" not in out.stderr
