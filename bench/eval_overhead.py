@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path)
     args = ap.parse_args()
     run = quickstart_run(args.run)
-    from genai.evaluate import suites
+    from genai.evaluation import suites
 
     include = suites.materialize(suites.suite_dirs([]))
     adapter = run / "adapter"

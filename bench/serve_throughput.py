@@ -86,7 +86,7 @@ def prompts() -> list[list[dict]]:
 
 
 def merged_model(run: Path) -> Path:
-    from genai.train.export import merge_adapter
+    from genai.training.export import merge_adapter
 
     merged = run / "merged"
     if not (merged / "config.json").exists():

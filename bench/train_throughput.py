@@ -67,7 +67,7 @@ def heldout_loss(model, data, tokenizer) -> float:
     import torch
 
     from genai.data.pack import collate, make_rows
-    from genai.train.trainer import _loss_sum
+    from genai.training.trainer import _loss_sum
 
     model.eval()
     total = count = 0.0
@@ -81,7 +81,7 @@ def heldout_loss(model, data, tokenizer) -> float:
 
 def run_genai(recipe_path: Path) -> dict:
     from genai.recipe import load_recipe
-    from genai.train.launch import start_training
+    from genai.training.launch import start_training
 
     recipe = load_recipe(recipe_path)
     result = start_training(recipe, verbose=False)

@@ -22,11 +22,11 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "evaluate", "load_recipe", "run", "serve", "train"]
 
 if TYPE_CHECKING:
-    from genai.evaluate.results import EvalReport
+    from genai.evaluation.results import EvalReport
     from genai.pipeline import RunOutcome
     from genai.recipe import Recipe
     from genai.serving.server import Server
-    from genai.train.trainer import TrainResult
+    from genai.training.trainer import TrainResult
 
 
 def load_recipe(recipe: str | Path | Recipe, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -48,7 +48,7 @@ def train(
     verbose: bool = True,
 ) -> TrainResult:
     """Fine-tune (`genai train`): a new run folder, or the latest run resumed from its last checkpoint."""
-    from genai.train.launch import start_training
+    from genai.training.launch import start_training
 
     return start_training(
         load_recipe(recipe, overrides), resume=resume, run_dir=Path(run_dir) if run_dir else None, verbose=verbose
@@ -59,7 +59,7 @@ def evaluate(
     target: str | Path, overrides: list[str] | tuple[str, ...] = (), *, backend: str | None = None
 ) -> EvalReport:
     """Score base and fine-tuned with lm-eval and apply the gate (`genai eval`); `target` is a recipe or a run."""
-    from genai.evaluate.runner import evaluate as _evaluate
+    from genai.evaluation.runner import evaluate as _evaluate
 
     return _evaluate(str(target), list(overrides), backend=backend)
 

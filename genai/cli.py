@@ -94,7 +94,7 @@ def train(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder."),
 ) -> None:
     """Fine-tune the recipe's model (LoRA, DoRA, QLoRA or full) and write the artifact."""
-    from genai.train.launch import start_training
+    from genai.training.launch import start_training
 
     result = start_training(_load(recipe, overrides), resume=resume, run_dir=run_dir, checkpoint=checkpoint)
     typer.echo(f"run: {result.run_dir}")
@@ -107,7 +107,7 @@ def merge(
 ) -> None:
     """Fold the run's LoRA adapter into its base model: a standalone model folder."""
     from genai.runs import Run
-    from genai.train.export import merge_adapter, merge_run
+    from genai.training.export import merge_adapter, merge_run
 
     if Run(run).is_run:
         path = merge_run(Run(run), out)
@@ -173,14 +173,14 @@ def eval_(
     Exit codes: 0 gate passed (or no gate), 2 bad input, 3 gate failed.
     """
     if list_tasks:
-        from genai.evaluate.suites import list_tasks as _list
+        from genai.evaluation.suites import list_tasks as _list
 
         typer.echo(_list())
         return
     if target is None:
         raise GenaiError("genai eval needs a recipe or a run folder")
-    from genai.evaluate.results import print_report
-    from genai.evaluate.runner import evaluate
+    from genai.evaluation.results import print_report
+    from genai.evaluation.runner import evaluate
 
     report = evaluate(target, overrides or [], backend=backend)
     print_report(report)
@@ -263,7 +263,7 @@ def runs_show(run: Path, as_json: bool = typer.Option(False, "--json")) -> None:
     from rich.console import Console
     from rich.pretty import Pretty
 
-    from genai.evaluate.results import table_markdown
+    from genai.evaluation.results import table_markdown
 
     console = Console(width=160)
     console.print(Pretty(info["manifest"]))

@@ -71,7 +71,7 @@ def train_stage(ctx: Context) -> tuple[str, dict]:
         ctx.run = Run(train_and_download(ctx.recipe, ctx.console))
         adopt_remote_metrics(ctx.recipe, ctx.run.path)
         return "done", {"where": "sagemaker"}
-    from genai.train.launch import start_training
+    from genai.training.launch import start_training
 
     ctx.run = Run(
         start_training(ctx.recipe, resume=ctx.run is not None, run_dir=ctx.run.path if ctx.run else None).run_dir
@@ -91,8 +91,8 @@ def eval_stage(ctx: Context) -> tuple[str, dict]:
     details: dict = {}
     status = "skipped"
     if ctx.recipe.eval.tasks:
-        from genai.evaluate.results import print_report
-        from genai.evaluate.runner import evaluate
+        from genai.evaluation.results import print_report
+        from genai.evaluation.runner import evaluate
 
         report = evaluate(str(ctx.run.path), ctx.overrides)
         print_report(report, Console(stderr=True, width=120))

@@ -13,7 +13,7 @@ import yaml
 from genai import __version__
 from genai.atomic import atomic_write_text
 from genai.errors import GenaiError, MissingExtraError
-from genai.evaluate.results import COLUMNS, format_row
+from genai.evaluation.results import COLUMNS, format_row
 from genai.plots import make_plots
 from genai.runs import RECIPE_FILE, Run
 from genai.textfmt import is_number, num

@@ -21,7 +21,6 @@ from genai.recipe import Recipe
 MANIFEST = "manifest.json"
 RECIPE_FILE = "recipe.yaml"
 EVAL_BACKENDS = ("hf", "vllm", "endpoint")  # the order eval tables are read and shown in
-PIPELINE_STAGES = ("train", "eval", "gate", "serve")
 
 
 def _loads(text: str):

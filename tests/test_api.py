@@ -11,6 +11,14 @@ from tests.conftest import ROOT
 QS = ROOT / "recipes" / "quickstart.yaml"
 
 
+def test_the_api_functions_survive_importing_every_subpackage():
+    import genai.evaluation.runner  # noqa: F401
+    import genai.serving.serve  # noqa: F401
+    import genai.training.trainer  # noqa: F401
+
+    assert all(callable(getattr(genai, name)) for name in ("train", "evaluate", "serve", "run", "load_recipe"))
+
+
 def test_importing_genai_imports_nothing_heavy():
     code = (
         "import genai, sys; print(sorted(m for m in ('torch', 'transformers', 'vllm', 'lm_eval') if m in sys.modules))"

@@ -40,6 +40,11 @@ def test_functions_are_short():
 def test_no_two_modules_share_a_name():
     names = Counter(p.stem for p in modules() if p.stem != "__init__")
     assert [n for n, c in names.items() if c > 1] == []
+    # A top-level module or subpackage would shadow the Python API's function of its name once imported.
+    import genai
+
+    top_level = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()}
+    assert set(genai.__all__) & top_level == set()
 
 
 def imported(path: Path) -> set[str]:
@@ -55,9 +60,9 @@ def imported(path: Path) -> set[str]:
 @pytest.mark.parametrize(
     "layer,forbidden",
     [
-        ("data", ("genai.train", "genai.evaluate", "genai.serving", "genai.sagemaker", "genai.pipeline")),
-        ("train", ("genai.evaluate", "genai.serving", "genai.sagemaker", "genai.pipeline")),
-        ("serving", ("genai.train.trainer", "genai.evaluate", "genai.sagemaker", "genai.pipeline")),
+        ("data", ("genai.training", "genai.evaluation", "genai.serving", "genai.sagemaker", "genai.pipeline")),
+        ("training", ("genai.evaluation", "genai.serving", "genai.sagemaker", "genai.pipeline")),
+        ("serving", ("genai.training.trainer", "genai.evaluation", "genai.sagemaker", "genai.pipeline")),
     ],
 )
 def test_layers_import_downward(layer, forbidden):

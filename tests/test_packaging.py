@@ -7,6 +7,7 @@ from the installed copy, never from the source tree.
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -26,8 +27,18 @@ pytestmark = pytest.mark.slow
 def installed(tmp_path_factory) -> Path:
     """bin/ of a fresh venv with the genai wheel installed."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # A copy of the checkout without build leftovers (setuptools would pack a stale build/lib).
+    src = tmp / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".cache", "build", "*.egg-info", "__pycache__", "runs", ".pytest_cache"
+        ),
+    )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp)],
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -85,7 +96,7 @@ def test_bundled_suites_resolve_in_the_installed_copy(installed, tmp_path):
     assert listing.returncode == 0, listing.stderr
     assert all(t in listing.stdout for t in ("quickstart_addition", "addition_mc", "tiny_perplexity"))
     code = (
-        "from genai.evaluate import suites; import yaml, pathlib; d = suites.materialize(suites.suite_dirs([]));"
+        "from genai.evaluation import suites; import yaml, pathlib; d = suites.materialize(suites.suite_dirs([]));"
         "y = yaml.safe_load((d / 'quickstart' / 'quickstart_addition.yaml').read_text());"
         "print(y['dataset_kwargs']['data_files']['test'])"
     )

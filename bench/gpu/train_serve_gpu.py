@@ -40,7 +40,7 @@ def main() -> None:
     from bench.common import record
     from bench.train_throughput import make_data
     from genai.recipe import load_recipe
-    from genai.train.launch import start_training
+    from genai.training.launch import start_training
 
     work = Path(tempfile.mkdtemp(prefix="genai-gpu-bench-"))
     make_data(work / "train.jsonl", 4000)

@@ -128,7 +128,7 @@ def deploy(
         local = path / folder
         if folder == "merged" and not (local / "config.json").exists():
             from genai.runs import Run
-            from genai.train.export import merge_run
+            from genai.training.export import merge_run
 
             merge_run(Run(path))
         if use_adapter:

@@ -52,8 +52,8 @@ def job_overrides(root: Path, code: Path) -> list[str]:
 def run(root: Path | None = None) -> Path:
     """Train the job's recipe into /opt/ml/model, resuming from /opt/ml/checkpoints if a checkpoint is there."""
     from genai.recipe import load_recipe
-    from genai.train.checkpoint import list_checkpoints
-    from genai.train.launch import start_training
+    from genai.training.checkpoint import list_checkpoints
+    from genai.training.launch import start_training
 
     root = root or opt_ml()
     code = code_dir()

@@ -65,7 +65,7 @@ def test_ddp_two_processes_match_one_process_and_resume_exactly(small_recipe, tm
         assert proc.poll() is None, "training ended before its first checkpoint"
         time.sleep(0.02)
     # torchrun starts its workers in sessions of their own: kill them by their command line, then the launch.
-    subprocess.run(["pkill", "-KILL", "-f", f"genai.train.worker {killed}"], check=False)
+    subprocess.run(["pkill", "-KILL", "-f", f"genai.training.worker {killed}"], check=False)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(1)

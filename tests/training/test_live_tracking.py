@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import genai_cli
-from tests.train.test_resume import last_step
+from tests.training.test_resume import last_step
 
 pytestmark = [
     pytest.mark.slow,

@@ -22,7 +22,7 @@ def tuned_target(target: ServeTarget, *, gpu: bool) -> ServeTarget:
     if target.adapter is None or gpu or target.run_dir is None:
         return target
     from genai.runs import Run
-    from genai.train.export import merge_run
+    from genai.training.export import merge_run
 
     run = Run(target.run_dir)
     merged = run.merged_dir

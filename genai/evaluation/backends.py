@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 from genai.errors import GenaiError
-from genai.evaluate.targets import base_target, tuned_target
+from genai.evaluation.targets import base_target, tuned_target
 from genai.recipe import EvalSection, ServeSection
 from genai.serving.artifact import ServeTarget
 
@@ -54,7 +54,7 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
 @register("vllm")
 def vllm(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
     """vLLM's engine in this process, with the same engine options as `genai serve`."""
-    from genai.evaluate.vllm_compat import ensure_vllm_metadata
+    from genai.evaluation.vllm_compat import ensure_vllm_metadata
     from genai.serving.engine import EngineOptions, set_in_process_engine_env
     from genai.serving.server import has_cuda, require_vllm
 

@@ -1,4 +1,4 @@
-"""Entry point of each launched training process: `python -m genai.train.worker RUN_DIR`."""
+"""Entry point of each launched training process: `python -m genai.training.worker RUN_DIR`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from genai.runs import RECIPE_FILE
 
 def main(argv: list[str] | None = None) -> int:
     """Train the run folder's recipe in this launched process."""
-    parser = argparse.ArgumentParser(prog="genai.train.worker")
+    parser = argparse.ArgumentParser(prog="genai.training.worker")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume-from", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
         from genai.runs import Run
-        from genai.train.trainer import Trainer
+        from genai.training.trainer import Trainer
 
         recipe = load_recipe(args.run_dir / RECIPE_FILE)
         Trainer(recipe, Run(args.run_dir), args.resume_from).train()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genai.recipe import load_recipe
-from genai.train.launch import start_training
+from genai.training.launch import start_training
 from tests.conftest import genai_cli
 
 
@@ -141,3 +141,9 @@ def test_a_checkpoint_from_another_layout_is_a_clear_error(small_recipe, tmp_pat
     out = genai_cli("train", small_recipe, "--checkpoint", ckpt)
     assert out.returncode == 2 and "not a checkpoint of this genai version" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_sharded_profile_on_cpu_is_a_clear_error_before_any_run_folder(small_recipe, tmp_path):
+    out = genai_cli("train", small_recipe, "train.distributed.profile=fsdp", "train.distributed.num_processes=1")
+    assert out.returncode == 2 and "'fsdp' needs GPUs; on CPU use 'ddp'" in out.stderr
+    assert not (tmp_path / "runs").exists()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from genai.atomic import atomic_write_json, atomic_write_text
 from genai.errors import GenaiError
-from genai.evaluate import suites
-from genai.evaluate.backends import BACKENDS
-from genai.evaluate.results import EvalReport, Verdict, build_table, check_gate, table_markdown
+from genai.evaluation import suites
+from genai.evaluation.backends import BACKENDS
+from genai.evaluation.results import EvalReport, Verdict, build_table, check_gate, table_markdown
 from genai.recipe import EvalSection, Recipe
 from genai.runs import Run
 from genai.serving.artifact import resolve

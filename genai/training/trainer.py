@@ -26,11 +26,11 @@ from genai.models import load_model, load_tokenizer, resolve_model_path, wrap_fo
 from genai.recipe import Recipe
 from genai.runs import Run
 from genai.tracking import Tracker
-from genai.train import checkpoint
-from genai.train.checkpoint import TrainState
-from genai.train.exact_match import exact_match
-from genai.train.export import generation_config, merge_adapter, save_artifact
-from genai.train.progress import Progress, eta
+from genai.training import checkpoint
+from genai.training.checkpoint import TrainState
+from genai.training.exact_match import exact_match
+from genai.training.export import generation_config, merge_adapter, save_artifact
+from genai.training.progress import Progress, eta
 
 
 @dataclass

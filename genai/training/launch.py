@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 from genai.errors import GenaiError
 from genai.recipe import Recipe
 from genai.runs import Run, latest_run, new_run
-from genai.train.checkpoint import STATE_FILE, list_checkpoints
+from genai.training.checkpoint import STATE_FILE, list_checkpoints
+
+SHARDED_PROFILES = ("fsdp", "deepspeed-zero2", "deepspeed-zero3")
 
 if TYPE_CHECKING:
-    from genai.train.trainer import TrainResult
+    from genai.training.trainer import TrainResult
 
 
 def resolve_resume(recipe: Recipe, run_dir: Path | None, checkpoint: Path | None) -> tuple[Run, Path | None]:
@@ -65,11 +67,18 @@ def num_processes(recipe: Recipe) -> int:
     return max(torch.cuda.device_count(), 1)
 
 
+def needs_launcher(recipe: Recipe) -> bool:
+    """Several processes or machines, or a sharded profile (FSDP, DeepSpeed), which accelerate applies
+    only when it launches the processes, even a single one."""
+    dist = recipe.train.distributed
+    return num_processes(recipe) > 1 or dist.num_machines > 1 or dist.profile in SHARDED_PROFILES
+
+
 def launch_command(recipe: Recipe, run_dir: Path, ckpt: Path | None, gpu: bool) -> list[str]:
     """accelerate launch (GPUs, with the shipped profile) or torchrun (CPU, gloo) for the workers."""
     dist = recipe.train.distributed
     n = num_processes(recipe)
-    worker = ["-m", "genai.train.worker", str(run_dir)] + (["--resume-from", str(ckpt)] if ckpt else [])
+    worker = ["-m", "genai.training.worker", str(run_dir)] + (["--resume-from", str(ckpt)] if ckpt else [])
     if gpu:
         profile = resources.files("genai").joinpath(f"accelerate/{dist.profile}.yaml")
         cmd = [
@@ -90,8 +99,6 @@ def launch_command(recipe: Recipe, run_dir: Path, ckpt: Path | None, gpu: bool) 
         if dist.main_process_port:
             cmd += ["--main_process_port", str(dist.main_process_port)]
         return cmd + worker
-    if dist.profile != "ddp":
-        raise GenaiError(f"train.distributed.profile: '{dist.profile}' needs GPUs; on CPU use 'ddp'")
     cmd = [
         sys.executable,
         "-m",
@@ -118,14 +125,17 @@ def start_training(
     verbose: bool = True,
 ) -> TrainResult:
     """Train a recipe into a new (or resumed) run folder, in this process or across N launched processes."""
-    from genai.train.trainer import Trainer, TrainResult
+    import torch
 
+    from genai.training.trainer import Trainer, TrainResult
+
+    launch = needs_launcher(recipe) and "LOCAL_RANK" not in os.environ  # not yet inside a launcher
+    profile = recipe.train.distributed.profile
+    if launch and not torch.cuda.is_available() and profile != "ddp":  # before any folder is made
+        raise GenaiError(f"train.distributed.profile: '{profile}' needs GPUs; on CPU use 'ddp'")
     run, ckpt = choose_run(recipe, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
     run.write_recipe(recipe)
-    several = num_processes(recipe) > 1 or recipe.train.distributed.num_machines > 1
-    if several and "LOCAL_RANK" not in os.environ:  # not yet inside a launcher: start the processes
-        import torch
-
+    if launch:
         proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=torch.cuda.is_available()), check=False)
         if proc.returncode != 0:
             raise GenaiError(
