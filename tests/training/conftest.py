@@ -1,3 +1,9 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +40,30 @@ train:
   exact_match: {{limit: 8, max_new_tokens: 4}}
 """)
     return p
+
+
+def last_step(run: Path) -> int:
+    """The last step in a run's metrics.jsonl (0 before the first line)."""
+    try:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    steps = [json.loads(x)["step"] for x in lines if x.strip().endswith("}")]
+    return max(steps, default=0)
+
+
+def train_then_kill(recipe: Path, run: Path, args: list[str], at_step: int) -> None:
+    """`genai train` in its own process, SIGKILLed once its metrics reach `at_step`."""
+    exe = Path(sys.executable).with_name("genai")
+    proc = subprocess.Popen(
+        [str(exe), "train", str(recipe), "--run-dir", str(run), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    deadline = time.time() + 300
+    while last_step(run) < at_step and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -3,16 +3,12 @@
 import importlib.util
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import genai_cli
-from tests.training.test_resume import last_step
+from tests.training.conftest import train_then_kill
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,19 +38,7 @@ def mlflow_client(tmp_path: Path):
 
 def test_metrics_reach_mlflow_during_training_and_resume_continues_the_run(small_recipe, tmp_path):
     run = tmp_path / "run"
-    exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.Popen(
-        [str(exe), "train", str(small_recipe), "--run-dir", str(run), *ARGS],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
-    deadline = time.time() + 300
-    while last_step(run) < 15 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    train_then_kill(small_recipe, run, ARGS, at_step=15)
 
     # Killed mid-run, nothing was replayed at the end: what MLflow has was logged live.
     client = mlflow_client(tmp_path)

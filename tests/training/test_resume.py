@@ -1,18 +1,12 @@
 """SIGKILL at a random step, resume, and end with the same adapter as an uninterrupted run."""
 
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from tests.conftest import genai_cli
+from tests.training.conftest import train_then_kill
 
 ARGS = [
     "train.max_steps=60",
@@ -24,15 +18,6 @@ ARGS = [
 ]
 
 
-def last_step(run: Path) -> int:
-    try:
-        lines = (run / "metrics.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return 0
-    steps = [json.loads(x)["step"] for x in lines if x.strip().endswith("}")]
-    return max(steps, default=0)
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_adapter(small_recipe, tmp_path):
     full = tmp_path / "full"
@@ -41,19 +26,7 @@ def test_sigkill_then_resume_gives_the_same_adapter(small_recipe, tmp_path):
 
     killed = tmp_path / "killed"
     kill_at = random.Random().randint(12, 45)
-    exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.Popen(
-        [str(exe), "train", str(small_recipe), "--run-dir", str(killed), *ARGS],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
-    deadline = time.time() + 300
-    while last_step(killed) < kill_at and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    train_then_kill(small_recipe, killed, ARGS, kill_at)
     assert not (killed / "manifest.json").exists()  # a killed run never looks complete
     assert not (killed / "adapter").exists()
 
