@@ -83,5 +83,4 @@ def run(
     """The whole path (`genai run`): train -> eval -> gate -> serve, continuing an unfinished run by stage."""
     from genai.pipeline import run_pipeline
 
-    source = recipe if not isinstance(recipe, (str, Path)) else Path(recipe)
-    return run_pipeline(source, list(overrides), serve=serve, keep_serving=keep_serving, sagemaker=sagemaker)
+    return run_pipeline(recipe, list(overrides), serve=serve, keep_serving=keep_serving, sagemaker=sagemaker)

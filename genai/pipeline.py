@@ -105,12 +105,8 @@ def eval_stage(ctx: Context) -> tuple[str, dict]:
 
 
 def _evaluated(ctx: Context) -> bool:
-    done = _status(ctx, "eval") == "skipped" or (
-        _status(ctx, "eval") == "done" and ctx.run.eval_table_file(ctx.recipe.eval.backend).exists()
-    )
-    if done:
-        _load_table(ctx)
-    return done
+    status = _status(ctx, "eval")
+    return status == "skipped" or (status == "done" and ctx.run.eval_table_file(ctx.recipe.eval.backend).exists())
 
 
 def _load_table(ctx: Context) -> None:
@@ -165,7 +161,7 @@ STAGES: tuple[Stage, ...] = (
 
 
 def run_pipeline(
-    recipe_path: Path | Recipe,
+    recipe_path: str | Path | Recipe,
     overrides: list[str],
     *,
     serve: bool = True,

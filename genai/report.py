@@ -29,12 +29,13 @@ def _recipe(run: Path) -> dict:
 
 
 def _facts(run: Path) -> dict:
-    m, r = Run(run).manifest(), _recipe(run)
+    the_run = Run(run)
+    m, r = the_run.manifest(), _recipe(run)
     art, bm = m.get("artifact") or {}, m.get("base_model") or {}
     kind = art.get("kind") or ("adapter" if (r.get("lora") or {}).get("enabled", True) else "model")
     loss = (m.get("metrics") or {}).get("train_loss")
     if not is_number(loss):  # older manifests: fall back to the last logged loss
-        loss = next((x["loss"] for x in reversed(Run(run).metrics()) if is_number(x.get("loss"))), None)
+        loss = next((x["loss"] for x in reversed(the_run.metrics()) if is_number(x.get("loss"))), None)
     return {
         "m": m,
         "r": r,
@@ -46,7 +47,7 @@ def _facts(run: Path) -> dict:
         "revision": bm.get("revision"),
         "name": m.get("recipe") or r.get("name") or "run",
         "met": m.get("metrics") or {},
-        "tables": Run(run).eval_tables(),
+        "tables": the_run.eval_tables(),
     }
 
 
@@ -299,14 +300,18 @@ def _page_data(f: dict, run: Path) -> list[str]:
     ]
 
 
-def write_report(run: Path) -> Path:
-    """RUN/report.html: summary, plots (embedded), eval tables, data and the resolved recipe, in one file."""
+def write_report(run: Path, console=None) -> Path:
+    """RUN/report.html: summary, plots (embedded), eval tables, data and the resolved recipe, in one file.
+
+    Without matplotlib the page says how to get plots (and so does `console`, when given)."""
     run = Path(run)
     f = _facts(run)
     try:
         plots, note = make_plots(run), "nothing to plot"
     except MissingExtraError as exc:  # the page is still useful without plots
         plots, note = [], f"{exc.message} ({exc.hint})"
+        if console is not None:
+            console.print(f"no plots: {note}")
     body = _page_summary(f, run) + _page_plots(plots, note) + _page_eval(f, run) + _page_data(f, run)
     page = (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_h(f["name"])} / {_h(f["m"]["run_id"])}'
@@ -318,11 +323,4 @@ def write_report(run: Path) -> Path:
 
 def write_all(run: Path, console=None) -> tuple[Path, Path]:
     """The model card and the HTML report (with plots when matplotlib is there; else a note says how)."""
-    card, page = write_model_card(run), write_report(run)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        if console is not None:
-            exc = MissingExtraError("matplotlib", "tracking", "Plots")
-            console.print(f"no plots: {exc.message} ({exc.hint})")
-    return card, page
+    return write_model_card(run), write_report(run, console)

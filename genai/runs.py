@@ -188,15 +188,15 @@ class Run:
 
     # ------------------------------------------------------------------ views
     def summary(self) -> dict:
-        """One row of `genai runs list`."""
-        m = self.manifest() if self.is_trained else {"run_id": self.name}
-        stages = m.get("stages", {})
-        table = next((t for _, t in self.eval_tables()), None)
+        """One row of `genai runs list` (from `describe`: the first eval table in backend order)."""
+        info = self.describe()
+        m, stages = info["manifest"], info["manifest"].get("stages", {})
+        table = next(iter(info["eval"].values()), None)
         gate = None if table is None or not table.get("gate") else ("passed" if table["passed"] else "failed")
         return {
-            "run": str(self.path),
+            "run": info["path"],
             "recipe": m.get("recipe"),
-            "status": m.get("status", "incomplete"),
+            "status": m["status"],
             "stages": ",".join(f"{k}:{v.get('status')}" for k, v in stages.items()) or "-",
             "steps": m.get("steps"),
             "train_loss": m.get("metrics", {}).get("train_loss"),

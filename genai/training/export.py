@@ -68,7 +68,6 @@ def merge_adapter(adapter_dir: Path, out: Path, *, trust_remote_code: bool = Fal
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     gen = GenerationConfig.from_pretrained(adapter_dir)
     merged.generation_config = gen
-    out.parent.mkdir(parents=True, exist_ok=True)
     return save_artifact(out, merged, tokenizer, tokenizer.chat_template, gen)
 
 

@@ -130,13 +130,13 @@ def start_training(
     from genai.training.trainer import Trainer, TrainResult
 
     launch = needs_launcher(recipe) and "LOCAL_RANK" not in os.environ  # not yet inside a launcher
-    profile = recipe.train.distributed.profile
-    if launch and not torch.cuda.is_available() and profile != "ddp":  # before any folder is made
+    profile, gpu = recipe.train.distributed.profile, torch.cuda.is_available()
+    if launch and not gpu and profile != "ddp":  # before any folder is made
         raise GenaiError(f"train.distributed.profile: '{profile}' needs GPUs; on CPU use 'ddp'")
     run, ckpt = choose_run(recipe, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
     run.write_recipe(recipe)
     if launch:
-        proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=torch.cuda.is_available()), check=False)
+        proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=gpu), check=False)
         if proc.returncode != 0:
             raise GenaiError(
                 f"distributed training failed (exit {proc.returncode}); see the log above",
