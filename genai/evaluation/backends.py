@@ -39,6 +39,8 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
     from genai.serving.engine import resolve_dtype
 
     gpu = torch.cuda.is_available()
+    if which == "base":
+        target = base_target(target)
     args = {
         "pretrained": target.model,
         "tokenizer": str(target.artifact_dir),

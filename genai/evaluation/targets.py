@@ -13,8 +13,9 @@ from genai.serving.artifact import ServeTarget
 
 
 def base_target(target: ServeTarget) -> ServeTarget:
-    """The base model, formatted with the artifact's template (the same prompts as the tuned one)."""
-    return replace(target, adapter=None, adapter_name=None, lora_rank=None)
+    """The model training started from, for every method (LoRA, merged, full fine-tuning), formatted
+    with the artifact's template (the same prompts as the tuned one)."""
+    return replace(target, model=target.base or target.model, adapter=None, adapter_name=None, lora_rank=None)
 
 
 def tuned_target(target: ServeTarget, *, gpu: bool) -> ServeTarget:
@@ -34,4 +35,5 @@ def tuned_target(target: ServeTarget, *, gpu: bool) -> ServeTarget:
         artifact_dir=merged,
         trust_remote_code=target.trust_remote_code,
         run_dir=target.run_dir,
+        base=target.base,
     )

@@ -29,6 +29,7 @@ class ServeTarget:
     lora_rank: int | None = None
     trust_remote_code: bool = False
     run_dir: Path | None = None
+    base: str | None = None  # the model training started from: what eval scores as "base"
 
     @property
     def names(self) -> list[str]:
@@ -62,26 +63,33 @@ def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, 
         lora_rank=vllm_rank,
         trust_remote_code=trust,
         run_dir=run,
+        base=base,
     )
 
 
 def from_run(run: Path, recipe: Recipe) -> ServeTarget:
     """What a trained run serves under the recipe's `serve` settings (base + LoRA, merged, or the model)."""
+    from genai.models import resolve_model_path
+
     kind = Run(run).artifact()["kind"]
     serve = recipe.serve
     name = serve.served_name or recipe.name
     trust = recipe.model.trust_remote_code
+    # A merged or fully fine-tuned model has no adapter to drop: its base is the recipe's model.
+    base = resolve_model_path(recipe.model)
     if serve.artifact == "merged":
         merged = Run(run).merged_dir
         if not (merged / "config.json").exists():
             raise GenaiError(f"{run}: no merged model", hint=f"genai merge {run}, or serve.artifact=adapter")
         return ServeTarget(
-            model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run
+            model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run, base=base
         )
     if kind == "adapter":
         return _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
     model = run / "model"
-    return ServeTarget(model=str(model), model_name=name, artifact_dir=model, trust_remote_code=trust, run_dir=run)
+    return ServeTarget(
+        model=str(model), model_name=name, artifact_dir=model, trust_remote_code=trust, run_dir=run, base=base
+    )
 
 
 def resolve(
