@@ -93,9 +93,16 @@ class Run:
         return load_recipe(self.recipe_file, overrides)
 
     def write_recipe(self, recipe: Recipe) -> None:
-        """Save the resolved recipe (first thing in a new run)."""
+        """Save the resolved recipe (first thing in a new run; a resume with the same recipe leaves it be)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.recipe_file, recipe.to_yaml())
+        text = recipe.to_yaml()
+        if not self.recipe_file.exists() or self.recipe_file.read_text(encoding="utf-8") != text:
+            atomic_write_text(self.recipe_file, text)
+
+    @property
+    def started(self) -> float:
+        """When the run was started (its recipe's time: the folder's own changes with every file added)."""
+        return self.recipe_file.stat().st_mtime
 
     # ------------------------------------------------------------------ manifest
     def manifest(self) -> dict:
@@ -168,6 +175,16 @@ class Run:
             "done",
             "skipped",
         )
+
+    def gate_verdict(self) -> bool | None:
+        """Whether the run passed its gate: `genai run`'s gate stage, else its newest eval table;
+        None when it was never gated (not evaluated)."""
+        stage = self.stages().get("gate", {}).get("status")
+        if stage in ("passed", "failed"):
+            return stage == "passed"
+        tables = sorted(self.eval_dir.glob("*/table.json"), key=lambda p: p.stat().st_mtime)
+        table = _loads(tables[-1].read_text(encoding="utf-8")) if tables else None
+        return bool(table.get("passed", True)) if isinstance(table, dict) else None
 
     # ------------------------------------------------------------------ results
     def metrics(self) -> list[dict]:
@@ -261,7 +278,7 @@ def runs_under(root: Path) -> list[Run]:
     """Every run below a folder (any depth), oldest first."""
     if not root.is_dir():
         return []
-    return sorted((Run(p.parent) for p in root.rglob(RECIPE_FILE)), key=lambda r: r.path.stat().st_mtime)
+    return sorted((Run(p.parent) for p in root.rglob(RECIPE_FILE)), key=lambda r: r.started)
 
 
 def recipe_runs(recipe: Recipe) -> list[Run]:
@@ -269,7 +286,7 @@ def recipe_runs(recipe: Recipe) -> list[Run]:
     root = recipe_root(recipe)
     if not root.is_dir():
         return []
-    return sorted((Run(p) for p in root.iterdir() if (p / RECIPE_FILE).exists()), key=lambda r: r.path.stat().st_mtime)
+    return sorted((Run(p) for p in root.iterdir() if (p / RECIPE_FILE).exists()), key=lambda r: r.started)
 
 
 def latest_run(recipe: Recipe) -> Run | None:
@@ -287,6 +304,40 @@ def latest_trained_run(recipe: Recipe) -> Run:
             hint="train it first: genai train RECIPE",
         )
     return done[-1]
+
+
+_GATE_WORDS = {True: "gate passed", False: "gate FAILED", None: "not evaluated"}
+
+
+def choose_run(recipe: Recipe, *, latest: bool = False, fallback: bool = False) -> tuple[Run, str]:
+    """The run a recipe target means, and why: the newest run that passed its gate, or with `latest`
+    the newest finished run. With `fallback` (eval: how a run gets gated), the newest finished run
+    when none has passed yet; otherwise that is an error naming the runs there are."""
+    done = [r for r in recipe_runs(recipe) if r.is_trained]
+    if not done:
+        latest_trained_run(recipe)  # raises the "train it first" error
+    newest = done[-1]
+    if latest:
+        return (
+            newest,
+            f"the newest finished run of recipe '{recipe.name}' (--latest; {_GATE_WORDS[newest.gate_verdict()]})",
+        )
+    passed = [r for r in done if r.gate_verdict() is True]
+    if not passed:
+        if fallback:
+            return newest, f"no run of recipe '{recipe.name}' has passed its gate yet: the newest finished run"
+        states = ", ".join(f"{r.name} ({_GATE_WORDS[r.gate_verdict()]})" for r in done[-3:])
+        raise GenaiError(
+            f"no run of recipe '{recipe.name}' has passed its gate (runs: {states})",
+            hint="evaluate one (genai eval RECIPE --latest), or serve one anyway: --latest, or name its run folder",
+        )
+    run = passed[-1]
+    why = f"the newest run of recipe '{recipe.name}' that passed its gate"
+    newer = done[done.index(run) + 1 :]
+    if newer:
+        skipped = ", ".join(f"{r.name} ({_GATE_WORDS[r.gate_verdict()]})" for r in newer)
+        why += f"; newer runs not chosen: {skipped} (--latest takes the newest)"
+    return run, why
 
 
 def resumable_run(recipe: Recipe) -> Run | None:

@@ -8,7 +8,16 @@ import pytest
 
 from genai.errors import GenaiError
 from genai.recipe import load_recipe
-from genai.runs import Run, latest_run, latest_trained_run, new_run, open_run, resumable_run, runs_under
+from genai.runs import (
+    Run,
+    choose_run,
+    latest_run,
+    latest_trained_run,
+    new_run,
+    open_run,
+    resumable_run,
+    runs_under,
+)
 
 RECIPE = "name: r\nmodel: {name_or_path: genai/tiny-llama}\ndata: {train: [{path: d.jsonl}]}\n"
 
@@ -24,7 +33,7 @@ def make(r, *, trained: bool, age: float) -> Run:
     run.write_recipe(r)
     if trained:
         run.write_manifest(r, status="complete", artifact={"kind": "adapter", "path": "adapter", "merged": None})
-    os.utime(run.path, (time.time() - age, time.time() - age))
+    os.utime(run.recipe_file, (time.time() - age, time.time() - age))
     return run
 
 
@@ -40,6 +49,42 @@ def test_lookups(tmp_path):
     assert resumable_run(recipe(tmp_path, "lora.r=4")) is None  # another recipe never continues it
     assert [x.path for x in runs_under(tmp_path / "runs")] == [old.path, new.path]
     assert new.summary()["status"] == "incomplete" and old.summary()["status"] == "complete"
+
+
+def gated(run: Run, passed: bool | None, backend: str = "hf") -> Run:
+    """Give a run an eval table with a gate verdict (None: leave it unevaluated)."""
+    if passed is not None:
+        table = run.eval_table_file(backend)
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_text(json.dumps({"rows": [], "gate": [{"passed": passed}], "passed": passed}))
+    return run
+
+
+def test_a_recipe_means_its_newest_run_that_passed_its_gate(tmp_path):
+    r = recipe(tmp_path)
+    good = gated(make(r, trained=True, age=300), True)
+    bad = gated(make(r, trained=True, age=200), False)
+    ungated = make(r, trained=True, age=100)
+    make(r, trained=False, age=10)  # an unfinished run is never chosen
+    run, why = choose_run(r)
+    assert run == good and "passed its gate" in why
+    assert f"{bad.name} (gate FAILED)" in why and f"{ungated.name} (not evaluated)" in why
+    assert choose_run(r, latest=True)[0] == ungated
+    # `genai run`'s gate stage is the verdict when there is one.
+    ungated.mark_stage("gate", "passed", 0.0)
+    assert choose_run(r)[0] == ungated
+
+
+def test_no_run_passed_its_gate(tmp_path):
+    r = recipe(tmp_path)
+    gated(make(r, trained=True, age=200), False)
+    newest = make(r, trained=True, age=100)
+    with pytest.raises(GenaiError, match="no run of recipe 'r' has passed its gate") as err:
+        choose_run(r)
+    assert "--latest" in err.value.hint
+    # eval is how a run gets gated: it falls back to the newest finished run.
+    run, why = choose_run(r, fallback=True)
+    assert run == newest and "no run of recipe 'r' has passed its gate yet" in why
 
 
 def test_stages_and_pipeline_end(tmp_path):

@@ -6,6 +6,7 @@ import difflib
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 from genai.atomic import atomic_write_json, atomic_write_text
@@ -94,9 +95,11 @@ def _check_config(cfg: EvalSection) -> None:
             )
 
 
-def evaluate(target: str, overrides: list[str], *, backend: str | None = None) -> EvalReport:
+def evaluate(target: str, overrides: list[str], *, backend: str | None = None, latest: bool = False) -> EvalReport:
     """Score base and fine-tuned with lm-eval, write RUN/eval/<backend>/, apply the gate, log to tracking."""
-    tgt, serve, recipe = resolve(target, overrides)
+    tgt, serve, recipe = resolve(target, overrides, latest=latest, evaluating=True)
+    if tgt.chosen:
+        print(f"evaluating {tgt.chosen}", file=sys.stderr)
     if recipe is None or tgt.run_dir is None:
         raise GenaiError(
             f"{target}: genai eval takes a recipe or a run folder",

@@ -7,12 +7,12 @@ Whatever is served uses the artifact's own tokenizer, chat template and generati
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genai.errors import GenaiError
 from genai.recipe import Recipe, ServeSection, load_recipe
-from genai.runs import RECIPE_FILE, Run, latest_trained_run
+from genai.runs import RECIPE_FILE, Run, choose_run
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -30,6 +30,7 @@ class ServeTarget:
     trust_remote_code: bool = False
     run_dir: Path | None = None
     base: str | None = None  # the model training started from: what eval scores as "base"
+    chosen: str | None = None  # which run a recipe target resolved to, and why (said to the user)
 
     @property
     def names(self) -> list[str]:
@@ -93,16 +94,23 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
 
 
 def resolve(
-    target: str, overrides: list[str] | tuple[str, ...] = ()
+    target: str, overrides: list[str] | tuple[str, ...] = (), *, latest: bool = False, evaluating: bool = False
 ) -> tuple[ServeTarget, ServeSection, Recipe | None]:
-    """Turn the CLI argument into what to serve, with the serve settings that apply."""
+    """Turn the CLI argument into what to serve, with the serve settings that apply.
+
+    A recipe means its newest run that passed its gate (`latest`: its newest finished run; when
+    `evaluating`, the newest finished run if none has been gated yet). A run folder is taken as
+    named; one whose gate failed is said so in `chosen`."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         recipe = load_recipe(path, overrides)
-        return from_run(latest_trained_run(recipe).path, recipe), recipe.serve, recipe
+        run, why = choose_run(recipe, latest=latest, fallback=evaluating)
+        chosen = f"run {run.path}: {why}" + _gate_warning(run, evaluating)
+        return replace(from_run(run.path, recipe), chosen=chosen), recipe.serve, recipe
     if (path / RECIPE_FILE).exists():
         recipe = load_recipe(path / RECIPE_FILE, overrides)
-        return from_run(path, recipe), recipe.serve, recipe
+        warning = _gate_warning(Run(path), evaluating)
+        return replace(from_run(path, recipe), chosen=warning.lstrip("; ") or None), recipe.serve, recipe
     serve = _serve_only(overrides)
     if (path / "adapter_config.json").exists():
         return _from_adapter(path, serve.served_name or path.parent.name or "adapter", None, False, None), serve, None
@@ -111,6 +119,15 @@ def resolve(
     raise GenaiError(
         f"{target}: not a recipe, a run folder, an adapter or a model folder",
         hint="give recipes/NAME.yaml, runs/NAME/RUN_ID, or a folder with config.json",
+    )
+
+
+def _gate_warning(run: Run, evaluating: bool) -> str:
+    if evaluating or run.gate_verdict() is not False:
+        return ""
+    return (
+        f"; warning: run {run.name} FAILED its gate (see {run.eval_dir});"
+        " served because it was asked for by name or --latest"
     )
 
 

@@ -15,6 +15,7 @@ def chat_loop(
     model: str | None,
     system: str | None,
     max_tokens: int,
+    latest: bool = False,
     stdin=None,
     stdout=None,
 ) -> None:
@@ -31,7 +32,7 @@ def chat_loop(
         from genai.serving.serve import start_server
         from genai.serving.server import api_key
 
-        server = start_server(target, overrides)
+        server = start_server(target, overrides, latest=latest)
         base_url, key = server.base_url, api_key(server.serve) or "none"
         model = model or server.target.default_name
     try:

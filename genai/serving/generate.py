@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from genai.atomic import atomic_write_text
@@ -61,11 +62,14 @@ def generate_file(
     temperature: float,
     top_p: float,
     seed: int,
+    latest: bool = False,
 ) -> int:
     """Generate a completion for every JSONL prompt with vLLM's LLM class; write them (atomically) to `output`."""
     rows = read_prompts(input)
     require_vllm()
-    tgt, serve, _ = resolve(target, overrides)
+    tgt, serve, _ = resolve(target, overrides, latest=latest)
+    if tgt.chosen:
+        print(f"generating with {tgt.chosen}", file=sys.stderr)
     gpu = has_cuda()
     set_in_process_engine_env(serve, gpu=gpu)
     from vllm import LLM, SamplingParams

@@ -14,10 +14,12 @@ from genai.serving.artifact import resolve
 from genai.serving.server import Server, api_key, usage_snippets
 
 
-def start_server(target: str, overrides: list[str], console: Console | None = None) -> Server:
+def start_server(target: str, overrides: list[str], console: Console | None = None, *, latest: bool = False) -> Server:
     """Resolve the artifact and start its server, showing a progress line until it is healthy."""
     console = console or Console(stderr=True)
-    tgt, settings, _ = resolve(target, overrides)
+    tgt, settings, _ = resolve(target, overrides, latest=latest)
+    if tgt.chosen:
+        console.print(f"serving {tgt.chosen}", markup=False, highlight=False)
     log = tgt.run_dir / "serve.log" if tgt.run_dir else None
     server = Server(tgt, settings, log_path=log)
     with console.status("starting vLLM ...") as status:
@@ -25,7 +27,7 @@ def start_server(target: str, overrides: list[str], console: Console | None = No
     return server
 
 
-def serve_forever(target: str, overrides: list[str]) -> None:
+def serve_forever(target: str, overrides: list[str], *, latest: bool = False) -> None:
     """`genai serve`: print the URL, model names and snippets; stop every engine process on exit."""
     console = Console(stderr=True)
 
@@ -35,7 +37,7 @@ def serve_forever(target: str, overrides: list[str]) -> None:
     previous = signal.signal(signal.SIGTERM, _terminate)
     server = None
     try:
-        server = start_server(target, overrides, console)
+        server = start_server(target, overrides, console, latest=latest)
         # Plain prints: the snippets must stay copy-pasteable (no wrapping, no markup).
         print(f"serving at {server.base_url}")
         print("models: " + ", ".join(server.target.names) + f"  (fine-tuned: {server.target.default_name})")

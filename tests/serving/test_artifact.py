@@ -9,6 +9,7 @@ from genai.recipe import ServeSection
 from genai.serving import artifact
 from genai.serving.server import build_command, require_vllm, server_env
 from tests.conftest import genai_cli
+from tests.test_runs import gated, make, recipe
 
 
 def test_run_serves_base_plus_adapter_with_artifact_files(quickstart_run):
@@ -23,10 +24,32 @@ def test_run_serves_base_plus_adapter_with_artifact_files(quickstart_run):
     assert cmd[cmd.index("--max-lora-rank") + 1] == "16"
 
 
-def test_recipe_resolves_to_its_latest_finished_run(quickstart_run):
-    recipe_file = quickstart_run / "recipe.yaml"
-    tgt, _, _ = artifact.resolve(str(recipe_file))
-    assert tgt.run_dir == quickstart_run
+def adapter_run(tmp_path, *, age: float, passed: bool | None):
+    """A finished LoRA run of tests/test_runs.py's recipe, optionally gated."""
+    run = gated(make(recipe(tmp_path), trained=True, age=age), passed)
+    (run.path / "adapter").mkdir()
+    (run.path / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "b"}))
+    return run
+
+
+def test_a_recipe_target_serves_the_run_that_passed_its_gate_and_says_why(tmp_path):
+    good = adapter_run(tmp_path, age=200, passed=True)
+    newer = adapter_run(tmp_path, age=100, passed=None)  # trained later, never evaluated: not served
+    tgt, _, _ = artifact.resolve(str(tmp_path / "r.yaml"), [f"train.output_dir={tmp_path / 'runs'}"])
+    assert tgt.run_dir == good.path
+    assert f"run {good.path}: the newest run of recipe 'r' that passed its gate" in tgt.chosen
+    assert f"newer runs not chosen: {newer.name} (not evaluated)" in tgt.chosen
+    tgt, _, _ = artifact.resolve(str(tmp_path / "r.yaml"), [f"train.output_dir={tmp_path / 'runs'}"], latest=True)
+    assert tgt.run_dir == newer.path and "--latest" in tgt.chosen
+
+
+def test_a_run_that_failed_its_gate_is_served_only_by_name_with_a_warning(tmp_path):
+    failed = adapter_run(tmp_path, age=100, passed=False)
+    out = genai_cli("serve", tmp_path / "r.yaml", f"train.output_dir={tmp_path / 'runs'}")
+    assert out.returncode == 2 and "no run of recipe 'r' has passed its gate" in out.stderr
+    assert f"{failed.name} (gate FAILED)" in out.stderr and "Traceback" not in out.stderr
+    tgt, _, _ = artifact.resolve(str(failed.path))
+    assert tgt.run_dir == failed.path and f"run {failed.name} FAILED its gate" in tgt.chosen
 
 
 def test_api_key_goes_by_environment_never_argv(quickstart_run, monkeypatch):
