@@ -24,6 +24,10 @@ app = typer.Typer(
 
 RecipeArg = typer.Argument(..., help="Recipe YAML file.", show_default=False)
 OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. train.learning_rate=1e-4", show_default=False)
+LatestOpt = typer.Option(
+    False, "--latest", help="For a recipe: its newest finished run (default: its newest run that passed its gate)."
+)
+TargetHelp = "Recipe (its newest run that passed its gate), run folder, adapter or model folder."
 
 
 def _load(recipe: Path, overrides: list[str] | None):
@@ -118,19 +122,21 @@ def merge(
 
 @app.command()
 def serve(
-    target: str = typer.Argument(..., help="Recipe (its latest finished run), run folder, adapter or model folder."),
+    target: str = typer.Argument(..., help=TargetHelp),
     overrides: list[str] | None = OverridesArg,
+    latest: bool = LatestOpt,
 ) -> None:
     """Serve the artifact with vLLM's OpenAI-compatible server until Ctrl-C."""
     from genai.serving.serve import serve_forever
 
-    serve_forever(target, overrides or [])
+    serve_forever(target, overrides or [], latest=latest)
 
 
 @app.command()
 def generate(
-    target: str = typer.Argument(..., help="Recipe, run folder, adapter or model folder."),
+    target: str = typer.Argument(..., help=TargetHelp),
     overrides: list[str] | None = OverridesArg,
+    latest: bool = LatestOpt,
     input: Path = typer.Option(..., "--input", "-i", help="JSONL: {prompt} or {messages} per line."),
     output: Path = typer.Option(..., "--output", "-o", help="JSONL written with a 'completion' per line."),
     max_tokens: int = typer.Option(128, help="New tokens per prompt (a line may set its own)."),
@@ -142,7 +148,15 @@ def generate(
     from genai.serving.generate import generate_file
 
     n = generate_file(
-        target, overrides or [], input, output, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+        target,
+        overrides or [],
+        input,
+        output,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        latest=latest,
     )
     typer.echo(f"wrote {n} completions to {output}")
 
@@ -154,18 +168,22 @@ def chat(
     model: str | None = typer.Option(None, help="Model name at the endpoint (default: the first listed)."),
     system: str | None = typer.Option(None, help="System prompt."),
     max_tokens: int = typer.Option(256),
+    latest: bool = LatestOpt,
 ) -> None:
     """Interactive terminal chat against an OpenAI-compatible endpoint, streaming."""
     from genai.serving.chat import chat_loop
 
-    chat_loop(target, overrides or [], model=model, system=system, max_tokens=max_tokens)
+    chat_loop(target, overrides or [], model=model, system=system, max_tokens=max_tokens, latest=latest)
 
 
 @app.command("eval")
 def eval_(
-    target: str | None = typer.Argument(None, help="Recipe (its latest finished run) or run folder."),
+    target: str | None = typer.Argument(
+        None, help="Recipe (its newest run that passed its gate, else its newest finished run) or run folder."
+    ),
     overrides: list[str] | None = OverridesArg,
     backend: str | None = typer.Option(None, help="hf | vllm | endpoint (default: eval.backend)."),
+    latest: bool = LatestOpt,
     list_tasks: bool = typer.Option(False, "--list", help="List bundled suites' tasks and exit."),
 ) -> None:
     """Score base and fine-tuned with lm-eval; print the before/after table; apply the gate.
@@ -182,7 +200,7 @@ def eval_(
     from genai.evaluation.results import print_report
     from genai.evaluation.runner import evaluate
 
-    report = evaluate(target, overrides or [], backend=backend)
+    report = evaluate(target, overrides or [], backend=backend, latest=latest)
     print_report(report)
     if not report.passed:
         raise typer.Exit(ExitCode.GATE_FAILED)
@@ -399,6 +417,9 @@ def main() -> None:
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)
         _exit(int(exc.exit_code))
+    except KeyboardInterrupt:  # Ctrl-C outside training (which says how to resume): no traceback
+        print("interrupted", file=sys.stderr)
+        _exit(int(ExitCode.INTERRUPTED))
     except SystemExit as exc:  # click ends every verb this way, with the verb's exit code
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if isinstance(exc.code, str):

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # an unexpected failure (a bug, or a crash below genai): the traceback says where
     USER_ERROR = 2  # bad input or environment: the message names the file, field or line, and what to do
     GATE_FAILED = 3  # `genai eval` / `genai run`: a gate rule failed (nothing was served)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class GenaiError(Exception):
@@ -26,6 +27,12 @@ class GenaiError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(message if not hint else f"{message}\n  hint: {hint}")
+
+
+class Interrupted(GenaiError):
+    """Ctrl-C: stopped on the user's request; the message says how to continue."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class MissingExtraError(GenaiError):

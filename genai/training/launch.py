@@ -7,15 +7,16 @@ Several CPU processes (tests, CPU clusters): torchrun with the gloo backend.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genai.errors import GenaiError
+from genai.errors import GenaiError, Interrupted
 from genai.recipe import Recipe
-from genai.runs import Run, latest_run, new_run
+from genai.runs import Run, new_run, recipe_root, recipe_runs
 from genai.training.checkpoint import STATE_FILE, list_checkpoints
 
 SHARDED_PROFILES = ("fsdp", "deepspeed-zero2", "deepspeed-zero3")
@@ -30,16 +31,21 @@ def resolve_resume(recipe: Recipe, run_dir: Path | None, checkpoint: Path | None
         if not (checkpoint / STATE_FILE).exists():
             raise GenaiError(f"{checkpoint}: not a complete checkpoint (no {STATE_FILE})")
         return Run(run_dir or checkpoint.parent.parent), checkpoint
-    run = Run(run_dir) if run_dir is not None else latest_run(recipe)
-    if run is None:
-        raise GenaiError(
-            f"--resume: no earlier run of recipe '{recipe.name}' under {recipe.train.output_dir}",
-            hint="drop --resume to start a new run",
-        )
-    if run.is_trained:
-        raise GenaiError(f"--resume: {run.path} already finished", hint="start a new run without --resume")
-    ckpts = list_checkpoints(run.checkpoint_root(recipe))
-    return run, (ckpts[-1] if ckpts else None)
+    if run_dir is not None:
+        run = Run(run_dir)
+        if run.is_trained:
+            raise GenaiError(f"--resume: {run.path} already finished", hint="start a new run without --resume")
+        ckpts = list_checkpoints(run.checkpoint_root(recipe))
+        return run, (ckpts[-1] if ckpts else None)
+    # The newest unfinished run that has a checkpoint: a newer folder left by a failed start has none.
+    for run in reversed(recipe_runs(recipe)):
+        ckpts = [] if run.is_trained else list_checkpoints(run.checkpoint_root(recipe))
+        if ckpts:
+            return run, ckpts[-1]
+    raise GenaiError(
+        f"--resume: no unfinished run of recipe '{recipe.name}' with a checkpoint under {recipe_root(recipe)}",
+        hint="drop --resume to start a new run (or --run-dir RUN to restart that run from its beginning)",
+    )
 
 
 def choose_run(
@@ -134,13 +140,34 @@ def start_training(
     if launch and not gpu and profile != "ddp":  # before any folder is made
         raise GenaiError(f"train.distributed.profile: '{profile}' needs GPUs; on CPU use 'ddp'")
     run, ckpt = choose_run(recipe, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
+    fresh = not run.is_run
     run.write_recipe(recipe)
-    if launch:
-        proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=gpu), check=False)
-        if proc.returncode != 0:
-            raise GenaiError(
-                f"distributed training failed (exit {proc.returncode}); see the log above",
-                hint=f"resume with `genai train ... --resume --run-dir {run.path}`",
-            )
-        return TrainResult.from_run(run)
-    return Trainer(recipe, run, ckpt, verbose=verbose).train()
+    try:
+        if launch:
+            proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=gpu), check=False)
+            if proc.returncode != 0:
+                raise GenaiError(
+                    f"distributed training failed (exit {proc.returncode}); see the log above",
+                    hint=f"resume with `genai train ... --resume --run-dir {run.path}`",
+                )
+            return TrainResult.from_run(run)
+        trainer = Trainer(recipe, run, ckpt, verbose=verbose)
+        trainer.setup()
+        return trainer.fit()
+    except BaseException as exc:
+        _after_failure(recipe, run, fresh, exc)
+        raise
+
+
+def _after_failure(recipe: Recipe, run: Run, fresh: bool, exc: BaseException) -> None:
+    """A failed start leaves no run folder behind; Ctrl-C says how to go on from the last checkpoint."""
+    ckpts = list_checkpoints(run.checkpoint_root(recipe))
+    if fresh and not ckpts and not run.metrics_file.exists():
+        shutil.rmtree(run.path, ignore_errors=True)  # nothing to resume: recipe.yaml alone would mislead --resume
+    if isinstance(exc, KeyboardInterrupt):
+        if ckpts:
+            raise Interrupted(
+                f"interrupted; {run.path} has a checkpoint at {ckpts[-1].name}",
+                hint=f"resume with: genai train RECIPE --resume --run-dir {run.path}",
+            ) from None
+        raise Interrupted("interrupted before the first checkpoint; nothing to resume") from None

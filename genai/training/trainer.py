@@ -143,6 +143,10 @@ class Trainer:
     def train(self) -> TrainResult:
         """Set up, train to the last step, write the artifact and the manifest."""
         self.setup()
+        return self.fit()
+
+    def fit(self) -> TrainResult:
+        """Train a set-up trainer to the last step, write the artifact and the manifest."""
         try:
             self.before()
             while self.state.step < self.total_steps:
@@ -227,6 +231,8 @@ class Trainer:
         if self.resume_from is None:
             self.tracker.log_recipe(self.recipe)
         self.progress = Progress(self.total_steps, self.state.step, enabled=self.main and self.verbose)
+        if self.resume_from is not None:
+            self.progress.message(f"resumed from step {self.state.step} ({self.resume_from})")
         stats, packed = self.data.stats["train"], self.recipe.data.packing
         self.progress.message(
             f"data: {stats['samples']} train samples -> {len(self.rows)} rows ({'packed' if packed else 'padded'}), "
@@ -240,7 +246,10 @@ class Trainer:
         em = self.cfg.exact_match
         if self.main and em.limit and self.data.eval is not None and not self.sharded:
             self.eval_examples = split_examples(self.recipe)[1]
-            if self.resume_from is None:
+            if self.resume_from is not None:  # scored when the run started: the first record of metrics.jsonl
+                first = next((m for m in self.run.metrics() if "exact_match" in m and m.get("step") == 0), None)
+                self.em_before = first and {"exact_match": first["exact_match"], "n": None}
+            else:
                 self.em_before = self._exact_match()
                 if self.em_before:
                     self.progress.message(
