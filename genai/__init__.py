@@ -47,12 +47,14 @@ def train(
     run_dir: str | Path | None = None,
     verbose: bool = True,
 ) -> TrainResult:
-    """Fine-tune (`genai train`): a new run folder, or the latest run resumed from its last checkpoint."""
+    """Fine-tune (`genai train`): the preflight, then a new run folder, or the newest run with a checkpoint
+    resumed from it."""
+    from genai.preflight import preflight
     from genai.training.launch import start_training
 
-    return start_training(
-        load_recipe(recipe, overrides), resume=resume, run_dir=Path(run_dir) if run_dir else None, verbose=verbose
-    )
+    resolved = load_recipe(recipe, overrides)
+    preflight(resolved)
+    return start_training(resolved, resume=resume, run_dir=Path(run_dir) if run_dir else None, verbose=verbose)
 
 
 def evaluate(
@@ -65,8 +67,8 @@ def evaluate(
 
 
 def serve(target: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Server:
-    """Start vLLM's OpenAI server for a recipe's latest run, a run, an adapter or a model folder; returns once
-    it is healthy. Stop it with `.stop()`, or use it as a context manager."""
+    """Start vLLM's OpenAI server for a recipe's newest run that passed its gate, a run, an adapter or a
+    model folder; returns once it is healthy. Stop it with `.stop()`, or use it as a context manager."""
     from genai.serving.serve import start_server
 
     return start_server(str(target), list(overrides))

@@ -27,6 +27,9 @@ OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. train.learning_
 LatestOpt = typer.Option(
     False, "--latest", help="For a recipe: its newest finished run (default: its newest run that passed its gate)."
 )
+InsecureOpt = typer.Option(
+    False, "--insecure", help="Allow serve.host other than loopback without an API key (anyone can call it)."
+)
 TargetHelp = "Recipe (its newest run that passed its gate), run folder, adapter or model folder."
 
 
@@ -42,8 +45,14 @@ def _echo_json(obj) -> None:
 
 @app.command()
 def validate(recipe: Path = RecipeArg, overrides: list[str] | None = OverridesArg) -> None:
-    """Check a recipe and print it fully resolved (defaults filled in, overrides applied)."""
-    typer.echo(_load(recipe, overrides).to_yaml(), nl=False)
+    """Check a recipe (schema, then the preflight: model, data, template, eval tasks, gate, output folder)
+    and print it fully resolved (defaults filled in, overrides applied)."""
+    from genai.preflight import preflight
+
+    resolved = _load(recipe, overrides)
+    preflight(resolved)
+    typer.echo(resolved.to_yaml(), nl=False)
+    typer.echo("preflight: ok", err=True)
 
 
 @app.command()
@@ -98,9 +107,12 @@ def train(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder."),
 ) -> None:
     """Fine-tune the recipe's model (LoRA, DoRA, QLoRA or full) and write the artifact."""
+    from genai.preflight import preflight
     from genai.training.launch import start_training
 
-    result = start_training(_load(recipe, overrides), resume=resume, run_dir=run_dir, checkpoint=checkpoint)
+    resolved = _load(recipe, overrides)
+    preflight(resolved)
+    result = start_training(resolved, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
     typer.echo(f"run: {result.run_dir}")
 
 
@@ -125,11 +137,12 @@ def serve(
     target: str = typer.Argument(..., help=TargetHelp),
     overrides: list[str] | None = OverridesArg,
     latest: bool = LatestOpt,
+    insecure: bool = InsecureOpt,
 ) -> None:
     """Serve the artifact with vLLM's OpenAI-compatible server until Ctrl-C."""
     from genai.serving.serve import serve_forever
 
-    serve_forever(target, overrides or [], latest=latest)
+    serve_forever(target, overrides or [], latest=latest, insecure=insecure)
 
 
 @app.command()
@@ -213,6 +226,7 @@ def run(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the gate."),
     keep_serving: bool = typer.Option(False, "--keep-serving", help="Keep the endpoint up until Ctrl-C."),
     sagemaker: bool = typer.Option(False, "--sagemaker", help="Train as a SageMaker job, then continue here."),
+    insecure: bool = InsecureOpt,
 ) -> None:
     """The whole path: train -> eval (base and fine-tuned) -> gate -> serve, resumable by stage.
 
@@ -220,7 +234,14 @@ def run(
     """
     from genai.pipeline import run_pipeline
 
-    outcome = run_pipeline(recipe, overrides or [], serve=not no_serve, keep_serving=keep_serving, sagemaker=sagemaker)
+    outcome = run_pipeline(
+        recipe,
+        overrides or [],
+        serve=not no_serve,
+        keep_serving=keep_serving,
+        sagemaker=sagemaker,
+        insecure=insecure,
+    )
     if outcome.gate_passed is False:
         raise typer.Exit(ExitCode.GATE_FAILED)
 

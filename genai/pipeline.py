@@ -41,6 +41,7 @@ class Context:
     serve: bool = True
     keep_serving: bool = False
     sagemaker: bool = False
+    insecure: bool = False
     run: Run | None = None
     table: dict = field(default_factory=lambda: {"rows": [], "gate": [], "passed": True})
     endpoint: str | None = None
@@ -136,7 +137,8 @@ def serve_stage(ctx: Context) -> tuple[str, dict]:
         return "skipped", {}
     from genai.serving.serve import ask, sample_request, start_server
 
-    server = start_server(str(ctx.run.path), [o for o in ctx.overrides if o.startswith("serve.")], ctx.console)
+    overrides = [o for o in ctx.overrides if o.startswith("serve.")]
+    server = start_server(str(ctx.run.path), overrides, ctx.console, insecure=ctx.insecure)
     try:
         messages = sample_request(ctx.recipe)
         ctx.endpoint, ctx.sample = server.base_url, {"request": messages, "answer": ask(server, messages)}
@@ -167,15 +169,26 @@ def run_pipeline(
     serve: bool = True,
     keep_serving: bool = False,
     sagemaker: bool = False,
+    insecure: bool = False,
     console: Console | None = None,
 ) -> RunOutcome:
-    """Run (or continue) the whole path for a recipe."""
+    """Run (or continue) the whole path for a recipe; the preflight first, before any stage."""
+    from genai.preflight import Plan, preflight
+
     if isinstance(recipe_path, Recipe):
         recipe = with_overrides(recipe_path, overrides)
     else:
         recipe = load_recipe(recipe_path, overrides)
+    preflight(recipe, Plan(serve=serve, sagemaker=sagemaker, insecure=insecure))
     ctx = Context(
-        recipe, list(overrides), console or Console(stderr=True), serve, keep_serving, sagemaker, resumable_run(recipe)
+        recipe,
+        list(overrides),
+        console or Console(stderr=True),
+        serve,
+        keep_serving,
+        sagemaker,
+        insecure,
+        resumable_run(recipe),
     )
     if ctx.run is not None and ctx.run.is_trained and _status(ctx, "train") is None:
         ctx.run.mark_stage("train", "done", ctx.run.manifest().get("train_seconds") or 0.0)  # by `genai train`

@@ -14,6 +14,7 @@ from genai.errors import GenaiError
 from genai.evaluation import suites
 from genai.evaluation.backends import BACKENDS
 from genai.evaluation.results import EvalReport, Verdict, build_table, check_gate, table_markdown
+from genai.preflight import check_gate_rules
 from genai.recipe import EvalSection, Recipe
 from genai.runs import Run
 from genai.serving.artifact import resolve
@@ -87,12 +88,7 @@ def _check_config(cfg: EvalSection) -> None:
         raise GenaiError(
             "eval.tasks is empty", hint="name suites from eval/ or lm-eval tasks, e.g. eval.tasks=[hellaswag]"
         )
-    for rule in cfg.gate:
-        if rule.task not in cfg.tasks:
-            raise GenaiError(
-                f"eval.gate: rule on task '{rule.task}', which eval.tasks does not include",
-                hint=f"eval.tasks is {cfg.tasks}",
-            )
+    check_gate_rules(cfg)
 
 
 def evaluate(target: str, overrides: list[str], *, backend: str | None = None, latest: bool = False) -> EvalReport:

@@ -70,6 +70,9 @@ def job_name(recipe: Recipe) -> str:
 
 def check(recipe: Recipe) -> None:
     """What a job can get wrong, checked before anything is uploaded or sent."""
+    from genai.preflight import Plan, preflight
+
+    preflight(recipe, Plan(sagemaker=True))
     cfg = recipe.sagemaker
     require_settings(cfg)
     known = prices()["prices"]

@@ -11,13 +11,23 @@ from rich.console import Console
 from genai.errors import GenaiError
 from genai.recipe import Recipe
 from genai.serving.artifact import resolve
-from genai.serving.server import Server, api_key, usage_snippets
+from genai.serving.server import Server, api_key, check_port, check_serve_host, usage_snippets
 
 
-def start_server(target: str, overrides: list[str], console: Console | None = None, *, latest: bool = False) -> Server:
-    """Resolve the artifact and start its server, showing a progress line until it is healthy."""
+def start_server(
+    target: str,
+    overrides: list[str],
+    console: Console | None = None,
+    *,
+    latest: bool = False,
+    insecure: bool = False,
+) -> Server:
+    """Resolve the artifact and start its server, showing a progress line until it is healthy.
+    An exposed address without an API key, or a taken port, fails here, before vLLM starts."""
     console = console or Console(stderr=True)
     tgt, settings, _ = resolve(target, overrides, latest=latest)
+    check_serve_host(settings, insecure=insecure)
+    check_port(settings)
     if tgt.chosen:
         console.print(f"serving {tgt.chosen}", markup=False, highlight=False)
     log = tgt.run_dir / "serve.log" if tgt.run_dir else None
@@ -27,7 +37,7 @@ def start_server(target: str, overrides: list[str], console: Console | None = No
     return server
 
 
-def serve_forever(target: str, overrides: list[str], *, latest: bool = False) -> None:
+def serve_forever(target: str, overrides: list[str], *, latest: bool = False, insecure: bool = False) -> None:
     """`genai serve`: print the URL, model names and snippets; stop every engine process on exit."""
     console = Console(stderr=True)
 
@@ -37,9 +47,11 @@ def serve_forever(target: str, overrides: list[str], *, latest: bool = False) ->
     previous = signal.signal(signal.SIGTERM, _terminate)
     server = None
     try:
-        server = start_server(target, overrides, console, latest=latest)
+        server = start_server(target, overrides, console, latest=latest, insecure=insecure)
         # Plain prints: the snippets must stay copy-pasteable (no wrapping, no markup).
-        print(f"serving at {server.base_url}")
+        host = server.serve.host
+        exposed = "every interface: reachable from other machines" if host in ("0.0.0.0", "::") else "this address only"
+        print(f"serving at {server.base_url}  (bound to {host}:{server.port}, {exposed})")
         print("models: " + ", ".join(server.target.names) + f"  (fine-tuned: {server.target.default_name})")
         if server.log_path:
             print(f"log: {server.log_path}")

@@ -57,6 +57,34 @@ def api_key(serve: ServeSection) -> str | None:
     return os.environ.get(serve.api_key_env) or None
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_serve_host(serve: ServeSection, *, insecure: bool) -> None:
+    """A non-loopback address needs an API key, unless the user says --insecure."""
+    if serve.host in LOOPBACK or insecure or api_key(serve):
+        return
+    raise GenaiError(
+        f"serve.host: {serve.host} is reachable from other machines and no API key is set",
+        hint=f"set one in ${serve.api_key_env} (serve.api_key_env), keep serve.host=127.0.0.1, or pass --insecure",
+    )
+
+
+def check_port(serve: ServeSection) -> None:
+    """The port is free on the serve address (0: any free port)."""
+    if serve.port == 0:
+        return
+    family = socket.AF_INET6 if ":" in serve.host else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((serve.host, serve.port))
+        except OSError as exc:
+            raise GenaiError(
+                f"serve.port: {serve.host}:{serve.port} is not free ({exc.strerror or exc})",
+                hint="stop what uses it, or choose another: serve.port=0 picks a free one",
+            ) from None
+
+
 def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: bool) -> list[str]:
     """`python -m vllm.entrypoints.openai.api_server` with the artifact's engine options."""
     opts = EngineOptions.build(target, serve, gpu=gpu)

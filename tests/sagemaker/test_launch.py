@@ -89,6 +89,7 @@ def test_submit_uploads_channels_and_creates_the_job(sm_recipe, moto_server, tmp
         ("sagemaker.instance_type=ml.g5.2xlarg", "unknown instance type 'ml.g5.2xlarg'; did you mean ml.g5.2xlarge"),
         ("data.train.0.path=/nope/missing.jsonl", "file not found"),
         ("sagemaker.role=not-an-arn", "sagemaker.role"),
+        ("eval.tasks=[quickstart_additon]", "eval.tasks: unknown task 'quickstart_additon'"),  # the preflight
     ],
 )
 def test_bad_inputs(sm_recipe, override, needle):

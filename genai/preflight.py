@@ -1,0 +1,269 @@
+"""Preflight: what a recipe can get wrong, found in seconds, before training (or a SageMaker job) starts.
+
+Every check runs and every problem is reported at once, so one edit fixes them all: eval task
+names (bundled suites, else lm-eval's own), gate rules, the model folder or hub id, the tokenizer's
+chat template on the first records of every data file, a writable output folder, and a free port
+when the run will serve. `genai validate`, `genai train`, `genai run` and `genai sagemaker train`
+run it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from genai.errors import GenaiError
+from genai.recipe import EvalSection, Recipe
+
+SAMPLE_RECORDS = 20  # records per data source rendered through the template
+HUB_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the command will do with the recipe: which checks apply."""
+
+    serve: bool = False  # `genai run` without --no-serve: the port must be free
+    sagemaker: bool = False  # the model and tokenizer load in the job, not here
+    insecure: bool = False  # --insecure: serve on a non-loopback address without an API key
+
+
+Check = Callable[[Recipe, Plan], None]
+CHECKS: list[tuple[str, Check]] = []
+
+
+def check(name: str):
+    """Add a check to the preflight (run in order of registration)."""
+
+    def deco(fn: Check) -> Check:
+        CHECKS.append((name, fn))
+        return fn
+
+    return deco
+
+
+def preflight(recipe: Recipe, plan: Plan = Plan()) -> None:
+    """Run every check; one GenaiError listing every problem found."""
+    problems: list[GenaiError] = []
+    for _, fn in CHECKS:
+        try:
+            fn(recipe, plan)
+        except GenaiError as exc:
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        lines = [f"- {p.message}" + (f"\n    hint: {p.hint}" if p.hint else "") for p in problems]
+        raise GenaiError(
+            f"recipe '{recipe.name}': {len(problems)} problems found before training:\n" + "\n".join(lines)
+        )
+
+
+# ---------------------------------------------------------------------- eval
+def check_gate_rules(cfg: EvalSection) -> None:
+    """Gate rules must name tasks the recipe evaluates."""
+    for i, rule in enumerate(cfg.gate):
+        if rule.task not in cfg.tasks:
+            raise GenaiError(
+                f"eval.gate.{i}: rule on task '{rule.task}', which eval.tasks does not include",
+                hint=f"eval.tasks is {cfg.tasks}",
+            )
+
+
+def suite_task_names(suite_dirs: list[Path]) -> set[str]:
+    """Task, group and tag names the suites' YAMLs declare (read as text: no lm-eval import)."""
+    from genai.evaluation.suites import _Loader
+
+    names: set[str] = set()
+    for root in suite_dirs:
+        for yml in root.rglob("*.yaml") if root.is_dir() else ():
+            try:
+                cfg = yaml.load(yml.read_text(encoding="utf-8"), Loader=_Loader)
+            except (yaml.YAMLError, UnicodeDecodeError):
+                continue  # materialize() reports a broken suite file when eval runs
+            if isinstance(cfg, dict):
+                for key in ("task", "group", "tag"):
+                    value = cfg.get(key)
+                    names.update([value] if isinstance(value, str) else value if isinstance(value, list) else [])
+    return names
+
+
+def check_task_names(cfg: EvalSection) -> None:
+    """Every eval task is a bundled/suite task or one lm-eval ships (looked up only when needed)."""
+    from genai.evaluation.suites import suite_dirs
+
+    dirs = suite_dirs(cfg.suite_dirs)
+    for d in dirs[len(dirs) - len(cfg.suite_dirs) :]:
+        if not d.is_dir():
+            raise GenaiError(f"eval.suite_dirs: not a folder: {d}")
+    bundled = suite_task_names(dirs)
+    unknown = [t for t in cfg.tasks if t not in bundled]
+    if not unknown:
+        return
+    from lm_eval.tasks import TaskManager  # lm-eval indexes its ~15k tasks: seconds, only when needed
+
+    known = set(TaskManager().all_tasks) | bundled
+    for task in unknown:
+        if task not in known:
+            close = difflib.get_close_matches(task, sorted(known), n=3)
+            raise GenaiError(
+                f"eval.tasks: unknown task '{task}'"
+                + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""),
+                hint="bundled suites live in eval/; `genai eval --list` shows them; any lm-eval task works by name",
+            )
+
+
+@check("eval tasks")
+def _eval_tasks(recipe: Recipe, plan: Plan) -> None:
+    if recipe.eval.tasks:
+        check_task_names(recipe.eval)
+
+
+@check("gate")
+def _gate(recipe: Recipe, plan: Plan) -> None:
+    check_gate_rules(recipe.eval)
+
+
+# ---------------------------------------------------------------------- model
+def _looks_local(name: str) -> bool:
+    # Hub ids are "name" or "org/name"; anything else (or anything that exists) is a path.
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+
+
+def _hub_reachable() -> bool:
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=HUB_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def check_model(recipe: Recipe) -> None:
+    """A local model folder exists and is a model; a hub id is cached here or the hub answers."""
+    from genai.models import BUILTIN_MODELS
+
+    name = recipe.model.name_or_path
+    if name in BUILTIN_MODELS:
+        return
+    if _looks_local(name):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise GenaiError(
+                f"model.name_or_path: local model folder not found: {name}",
+                hint="give a folder with config.json and *.safetensors, or a hub id like Qwen/Qwen2.5-0.5B",
+            )
+        if not (path / "config.json").exists():
+            raise GenaiError(f"model.name_or_path: {name} is not a model folder (no config.json)")
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json", revision=recipe.model.revision), str):
+        return
+    why = "HF_HUB_OFFLINE is set" if _offline() else None
+    if why is None and not _hub_reachable():
+        why = f"the Hugging Face Hub is unreachable (no answer within {HUB_TIMEOUT_S:.0f} s)"
+    if why:
+        raise GenaiError(
+            f"model.name_or_path: '{name}' is not in the local Hugging Face cache and {why}",
+            hint=f"download it where there is network (hf download {name} --local-dir DIR), "
+            "then set model.name_or_path: DIR",
+        )
+
+
+def check_data(recipe: Recipe) -> None:
+    """The tokenizer loads, and its chat template renders the first records of every local source."""
+    from genai.data.formats import to_example
+    from genai.data.sources import read_records
+    from genai.data.templates import template_for
+    from genai.data.tokenize import tokenize_example
+    from genai.models import load_tokenizer, resolve_model_path
+
+    tokenizer = load_tokenizer(recipe.model, resolve_model_path(recipe.model))
+    template = template_for(recipe, tokenizer)
+    for split in ("train", "eval"):
+        for i, src in enumerate(getattr(recipe.data, split)):
+            if src.hub or src.path.startswith("s3://"):
+                continue  # read where the job runs (hub datasets, S3 objects)
+            limit = min(src.limit or SAMPLE_RECORDS, SAMPLE_RECORDS)
+            records = read_records(src.model_copy(update={"limit": limit}))
+            if not records:
+                raise GenaiError(f"data.{split}.{i}: {src.path} has no records", hint="check the file")
+            for rec in records:
+                example = to_example(rec, src)
+                try:
+                    tokenize_example(tokenizer, template, example, recipe.data.loss_on)
+                except GenaiError:
+                    raise
+                except Exception as exc:  # jinja2 errors, raise_exception() in a template, bad roles
+                    raise GenaiError(
+                        f"{example.origin}: the chat template cannot render this record: {type(exc).__name__}: {exc}",
+                        hint="fix the record, or choose another template (model.chat_template)",
+                    ) from None
+
+
+@check("model and data")
+def _model_and_data(recipe: Recipe, plan: Plan) -> None:
+    if plan.sagemaker:
+        return  # the job loads the model (hub id or S3) and its tokenizer where it runs
+    check_model(recipe)
+    check_data(recipe)
+
+
+# ---------------------------------------------------------------------- output
+def check_writable(folder: Path, field: str) -> None:
+    """The folder exists or can be made, and a file can be written in it (nothing is left behind)."""
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".genai-write-test-"):
+            pass
+    except OSError as exc:
+        raise GenaiError(
+            f"{field}: cannot write to {folder}: {exc.strerror or exc}",
+            hint=f"choose a folder you can write, e.g. {field}=./runs",
+        ) from None
+    finally:
+        for made in missing:  # only what this check created
+            try:
+                made.rmdir()
+            except OSError:
+                pass
+
+
+@check("output")
+def _output(recipe: Recipe, plan: Plan) -> None:
+    if plan.sagemaker:
+        return
+    check_writable(Path(recipe.train.output_dir), "train.output_dir")
+    if recipe.train.checkpoint_dir:
+        check_writable(Path(recipe.train.checkpoint_dir), "train.checkpoint_dir")
+
+
+# ---------------------------------------------------------------------- serve
+@check("serve")
+def _serve(recipe: Recipe, plan: Plan) -> None:
+    if plan.serve:
+        from genai.serving.server import check_port, check_serve_host
+
+        check_serve_host(recipe.serve, insecure=plan.insecure)
+        check_port(recipe.serve)
