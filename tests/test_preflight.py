@@ -11,7 +11,7 @@ from genai.preflight import Plan, preflight
 from genai.recipe import ServeSection, load_recipe
 from genai.serving.server import check_serve_host
 from tests.conftest import ROOT, genai_cli
-from tests.test_runs import make, recipe
+from tests.test_runs import adapter_run, recipe
 
 QS = ROOT / "recipes" / "data" / "quickstart"
 
@@ -108,9 +108,7 @@ def test_a_taken_serve_port_stops_genai_run_before_training(qs, tmp_path):
 
 
 def test_genai_serve_checks_the_port_and_the_address_before_vllm_starts(tmp_path):
-    run = make(recipe(tmp_path), trained=True, age=0)
-    (run.path / "adapter").mkdir()
-    (run.path / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "b"}))
+    run = adapter_run(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

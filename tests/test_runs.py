@@ -60,6 +60,15 @@ def gated(run: Run, passed: bool | None, backend: str = "hf") -> Run:
     return run
 
 
+def adapter_run(tmp_path, *, age: float = 0, passed: bool | None = None) -> Run:
+    """A finished LoRA run of this file's recipe (adapter config and a weights file), optionally gated."""
+    run = gated(make(recipe(tmp_path), trained=True, age=age), passed)
+    (run.path / "adapter").mkdir()
+    (run.path / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "b"}))
+    (run.path / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    return run
+
+
 def test_a_recipe_means_its_newest_run_that_passed_its_gate(tmp_path):
     r = recipe(tmp_path)
     good = gated(make(r, trained=True, age=300), True)

@@ -68,6 +68,19 @@ def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, 
     )
 
 
+def check_weights(folder: Path, what: str) -> None:
+    """An artifact folder must still hold its config and safetensors weights (a clear error if deleted)."""
+    config = "adapter_config.json" if what == "adapter" else "config.json"
+    missing = [config] if not (folder / config).exists() else []
+    if not any(folder.glob("*.safetensors")):
+        missing.append("*.safetensors")
+    if missing:
+        raise GenaiError(
+            f"{folder}: the {what}'s files are missing ({', '.join(missing)}): deleted or moved?",
+            hint="train the recipe again, or point at a run whose artifact is whole (genai runs list)",
+        )
+
+
 def from_run(run: Path, recipe: Recipe) -> ServeTarget:
     """What a trained run serves under the recipe's `serve` settings (base + LoRA, merged, or the model)."""
     from genai.models import resolve_model_path
@@ -82,12 +95,21 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
         merged = Run(run).merged_dir
         if not (merged / "config.json").exists():
             raise GenaiError(f"{run}: no merged model", hint=f"genai merge {run}, or serve.artifact=adapter")
+        check_weights(merged, "merged model")
         return ServeTarget(
             model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run, base=base
         )
     if kind == "adapter":
-        return _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
+        check_weights(run / "adapter", "adapter")
+        target = _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
+        if target.model.startswith("/") and not Path(target.model).is_dir():
+            raise GenaiError(
+                f"{run}: the adapter's base model folder is gone: {target.model}",
+                hint="restore it there (genai/tiny-llama is rebuilt by any genai train of it), or train again",
+            )
+        return target
     model = run / "model"
+    check_weights(model, "model")
     return ServeTarget(
         model=str(model), model_name=name, artifact_dir=model, trust_remote_code=trust, run_dir=run, base=base
     )

@@ -9,7 +9,7 @@ from genai.recipe import ServeSection
 from genai.serving import artifact
 from genai.serving.server import build_command, require_vllm, server_env
 from tests.conftest import genai_cli
-from tests.test_runs import gated, make, recipe
+from tests.test_runs import adapter_run
 
 
 def test_run_serves_base_plus_adapter_with_artifact_files(quickstart_run):
@@ -24,14 +24,6 @@ def test_run_serves_base_plus_adapter_with_artifact_files(quickstart_run):
     assert cmd[cmd.index("--max-lora-rank") + 1] == "16"
 
 
-def adapter_run(tmp_path, *, age: float, passed: bool | None):
-    """A finished LoRA run of tests/test_runs.py's recipe, optionally gated."""
-    run = gated(make(recipe(tmp_path), trained=True, age=age), passed)
-    (run.path / "adapter").mkdir()
-    (run.path / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "b"}))
-    return run
-
-
 def test_a_recipe_target_serves_the_run_that_passed_its_gate_and_says_why(tmp_path):
     good = adapter_run(tmp_path, age=200, passed=True)
     newer = adapter_run(tmp_path, age=100, passed=None)  # trained later, never evaluated: not served
@@ -41,6 +33,14 @@ def test_a_recipe_target_serves_the_run_that_passed_its_gate_and_says_why(tmp_pa
     assert f"newer runs not chosen: {newer.name} (not evaluated)" in tgt.chosen
     tgt, _, _ = artifact.resolve(str(tmp_path / "r.yaml"), [f"train.output_dir={tmp_path / 'runs'}"], latest=True)
     assert tgt.run_dir == newer.path and "--latest" in tgt.chosen
+
+
+def test_a_run_whose_weights_were_deleted_is_one_clear_error(tmp_path):
+    run = adapter_run(tmp_path)
+    (run.path / "adapter" / "adapter_model.safetensors").unlink()
+    out = genai_cli("serve", run.path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{run.path / 'adapter'}: the adapter's files are missing (*.safetensors): deleted or moved?" in out.stderr
 
 
 def test_a_run_that_failed_its_gate_is_served_only_by_name_with_a_warning(tmp_path):
