@@ -292,22 +292,18 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(run: Path, as_json: bool = typer.Option(False, "--json")) -> None:
-    """A run's manifest (lineage, metrics, stages) and eval tables."""
+    """A run's manifest as JSON (lineage, metrics, stages), then its eval tables (--json: all of it as JSON)."""
     from genai.runs import open_run
 
     info = open_run(run).describe()
     if as_json:
         _echo_json(info)
         return
-    from rich.console import Console
-    from rich.pretty import Pretty
-
     from genai.evaluation.results import table_markdown
 
-    console = Console(width=160)
-    console.print(Pretty(info["manifest"]))
+    _echo_json(info["manifest"])
     for backend, t in info["eval"].items():
-        console.print(f"eval ({backend}):\n" + table_markdown(t["rows"]), markup=False, highlight=False)
+        typer.echo(f"\neval ({backend}):\n" + table_markdown(t["rows"]))
 
 
 @runs_app.command("compare")

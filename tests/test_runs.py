@@ -128,3 +128,14 @@ def test_unfinished_or_foreign_folders_are_clear_errors(tmp_path):
     with pytest.raises(GenaiError, match="not a finished run"):
         run.manifest()
     assert open_run(run.path).describe()["manifest"]["status"] == "incomplete"
+
+
+def test_runs_show_prints_the_manifest_as_json(tmp_path):
+    from tests.conftest import genai_cli
+
+    run = gated(adapter_run(tmp_path), True)
+    out = genai_cli("runs", "show", run.path)
+    assert out.returncode == 0, out.stderr
+    manifest_text, _, tables = out.stdout.partition("\neval (hf):\n")
+    assert json.loads(manifest_text)["artifact"] == {"kind": "adapter", "path": "adapter", "merged": None}
+    assert tables.startswith("| task |")
