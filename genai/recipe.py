@@ -414,11 +414,24 @@ def _resolve_paths(data: dict, base: Path, overridden: set[tuple]) -> None:
     for key in ("name_or_path", "chat_template"):
         if isinstance(model.get(key), str):
             model[key] = fix(model[key], ("model", key), always=False)
+    if isinstance(data_sec.get("cache_dir"), str):
+        data_sec["cache_dir"] = fix(data_sec["cache_dir"], ("data", "cache_dir"), always=True)
+    train = data.setdefault("train", {}) if isinstance(data.get("train", {}), dict) else {}
+    for key in ("output_dir", "checkpoint_dir"):
+        if isinstance(train.get(key), str):
+            train[key] = fix(train[key], ("train", key), always=True)
+    # The default stays "runs/ in the current folder", made absolute so that a run's saved recipe means the same.
+    train.setdefault("output_dir", str(cwd / "runs"))
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load, override and validate a recipe. Raises GenaiError naming file, field and line."""
     path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".csv", ".parquet"):  # a common slip: the data file for the recipe
+        raise GenaiError(
+            f"{path}: this is a data file, not a recipe",
+            hint="give the recipe YAML; it names its data under data.train, e.g. `genai init quickstart`",
+        )
     data, lines = load_yaml_with_lines(path)
     if data is None:
         raise GenaiError(f"{path}: the recipe is empty", hint="copy recipes/quickstart.yaml and edit it")

@@ -52,6 +52,20 @@ def test_paths_are_relative_to_the_recipe_file(tmp_path):
     assert r.data.train[0].path == str(tmp_path / "d.jsonl")
 
 
+def test_output_folders_are_relative_to_the_recipe_file_and_the_default_to_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    text = GOOD.replace("\ntrain:\n", "\ntrain:\n  output_dir: out\n  checkpoint_dir: ckpt\n")
+    r = load_recipe(write(tmp_path, text))
+    assert r.train.output_dir == str(tmp_path / "out") and r.train.checkpoint_dir == str(tmp_path / "ckpt")
+    assert load_recipe(write(tmp_path, GOOD)).train.output_dir == str(tmp_path / "elsewhere" / "runs")
+    # A run's saved recipe keeps meaning the same folder wherever it is loaded from.
+    saved = tmp_path / "run" / "recipe.yaml"
+    saved.parent.mkdir()
+    saved.write_text(r.to_yaml())
+    assert load_recipe(saved).train.output_dir == str(tmp_path / "out")
+
+
 def test_dotted_overrides(tmp_path):
     r = load_recipe(
         write(tmp_path, GOOD),
