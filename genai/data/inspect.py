@@ -43,12 +43,16 @@ def preprocess_and_show(recipe: Recipe, *, show: int = 0, use_cache: bool = True
                 f"{split}: {s['examples']} examples -> {s['samples']} samples, {s['tokens']} tokens "
                 f"({s['trained_tokens']} trained); truncated {s['truncated']}, dropped {s['dropped']}"
             )
-    console.print(f"cache: {'hit' if data.cache_hit else 'built'} {data.cache_dir}")
+    # markup=False: a [bracketed] folder name is part of the path, not a rich tag
+    console.print(f"cache: {'hit' if data.cache_hit else 'built'} {data.cache_dir}", markup=False)
     for i in range(min(show, len(data.train))):
         ids, trained = data.train.sample(i)
         plain = not console.is_terminal
-        legend = "[[trained]], the rest masked" if plain else "[bold green]green[/] trained, [dim]dim[/] masked"
-        console.print(f"--- sample {i} ({len(ids)} tokens, {int(trained.sum())} trained: {legend})")
+        head = f"--- sample {i} ({len(ids)} tokens, {int(trained.sum())} trained: "
+        if plain:  # no markup: rich would read the [[ ]] of the legend as a tag and print "[]"
+            console.print(head + "[[trained]], the rest masked)", markup=False, highlight=False)
+        else:
+            console.print(head + "[bold green]green[/] trained, [dim]dim[/] masked)")
         console.print(render_sample(tokenizer, ids, trained, plain=plain))
         console.print(f"ids: {list(map(int, ids))}", style="dim", highlight=False)
     return data

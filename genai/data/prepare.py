@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from genai.data.sources import read_records, resolve_local
 from genai.data.tokenize import Tokenized, tokenize_example, turn_stop_tokens
 from genai.errors import GenaiError
 from genai.home import cache_dir
-from genai.recipe import DataSource, Recipe
+from genai.recipe import DataSection, DataSource, Recipe
+
+# The recipe's own upper bound on data.max_length: a hint never suggests more.
+MAX_LENGTH_LIMIT = next(m.le for m in DataSection.model_fields["max_length"].metadata if hasattr(m, "le"))
 
 
 @dataclass
@@ -57,12 +61,42 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_warned: set[str] = set()  # split_examples runs more than once per training: say each warning once
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def _where(src: DataSource) -> str:
+    return src.path or f"{src.hub} [{src.split}]"
+
+
 def load_examples(sources: list[DataSource]) -> list[Example]:
-    """Every record of the sources as an Example."""
+    """Every record of the sources as an Example.
+
+    A chat whose last turn is not the assistant's has no answer to learn at its end: it is skipped,
+    with a warning that counts them; a source where every record is skipped is an error."""
     out = []
     for src in sources:
+        total = skipped = 0
         for rec in read_records(src):
-            out.append(to_example(rec, src))
+            ex = to_example(rec, src)
+            total += 1
+            if ex.messages is not None and ex.messages[-1]["role"] != "assistant":
+                skipped += 1
+                continue
+            out.append(ex)
+        if skipped and skipped == total:
+            raise GenaiError(
+                f"{_where(src)}: all {total} records end with a turn that is not the assistant's: nothing to train on",
+                hint=f"each conversation must end with the assistant's answer; check the roles and "
+                f"data.*.format (now '{src.format}')",
+            )
+        if skipped:
+            _warn_once(f"skipped {skipped} of {total} records of {_where(src)} whose last turn is not the assistant's")
     return out
 
 
@@ -70,7 +104,10 @@ def split_examples(recipe: Recipe) -> tuple[list[Example], list[Example]]:
     """Train and eval examples; eval comes from data.eval or a seeded share of train."""
     train = load_examples(recipe.data.train)
     if not train:
-        raise GenaiError("data.train: the dataset is empty", hint="check the file and data.train.*.limit")
+        raise GenaiError(
+            f"data.train: the dataset is empty: no records in {', '.join(_where(s) for s in recipe.data.train)}",
+            hint="check that the file has records (.jsonl: one JSON object per line)",
+        )
     evals = load_examples(recipe.data.eval)
     if not evals and recipe.data.eval_fraction > 0:
         idx = list(range(len(train)))
@@ -82,14 +119,28 @@ def split_examples(recipe: Recipe) -> tuple[list[Example], list[Example]]:
     return train, evals
 
 
+def _all_dropped(split: str, n: int, longest: int, recipe: Recipe) -> GenaiError:
+    """Every sample was too long: the hint names a max_length that fits them (above the current one)."""
+    max_len, overlong = recipe.data.max_length, recipe.data.overlong
+    fits = min(1 << (longest - 1).bit_length(), MAX_LENGTH_LIMIT)  # the next power of two
+    why = "dropped" if overlong == "drop" else "truncated to no trained tokens (the answers come after the cut)"
+    other = " or data.overlong=truncate to keep the start of each" if overlong == "drop" else ""
+    raise_to = f"set data.max_length={fits}{other}, or " if fits > max_len else ""
+    return GenaiError(
+        f"data.{split}: all {n} samples are longer than data.max_length={max_len} tokens and were {why}",
+        hint=f"the longest has {longest} tokens: {raise_to}shorten the samples",
+    )
+
+
 def _tokenize_all(
     examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
 ) -> TokenizedSet:
     max_len, overlong = recipe.data.max_length, recipe.data.overlong
     kept: list[Tokenized] = []
-    truncated = dropped = 0
+    truncated = dropped = longest = 0
     for ex in examples:
         tok = tokenize_example(tokenizer, template, ex, recipe.data.loss_on)
+        longest = max(longest, len(tok.input_ids))
         stops |= turn_stop_tokens(tokenizer, tok)
         if len(tok.input_ids) > max_len:
             if overlong == "drop":
@@ -110,11 +161,7 @@ def _tokenize_all(
         "trained_tokens": sum(sum(t.trained) for t in kept),
     }
     if examples and not kept:
-        raise GenaiError(
-            f"data.{split}: all {len(examples)} samples were dropped as longer than data.max_length="
-            f"{max_len} (or left with no trained tokens after truncation)",
-            hint="raise data.max_length, or set data.overlong: truncate",
-        )
+        raise _all_dropped(split, len(examples), longest, recipe)
     lengths = np.array([len(t.input_ids) for t in kept], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ids = np.fromiter((i for t in kept for i in t.input_ids), dtype=np.int32, count=int(offsets[-1]))

@@ -1,6 +1,7 @@
 """Preprocessing: counts, overlong handling, the content-hash cache, and `preprocess --show`."""
 
 import json
+import re
 
 import pytest
 
@@ -31,9 +32,44 @@ def test_truncation_and_drop_are_counted(recipe_file, tiny_tokenizer):
     assert max(prep.train.lengths()) <= 64
 
 
-def test_all_dropped_is_an_error_before_training(recipe_file, tiny_tokenizer):
-    with pytest.raises(GenaiError, match="all 41 samples were dropped"):
-        prepare(load_recipe(recipe_file, ["data.max_length=8"]), tiny_tokenizer, tiny_tokenizer.chat_template)
+@pytest.mark.parametrize("overlong", ["truncate", "drop"])
+def test_all_dropped_is_an_error_whose_hint_names_a_length_that_fits(recipe_file, tiny_tokenizer, overlong):
+    recipe = load_recipe(recipe_file, ["data.max_length=8", f"data.overlong={overlong}"])
+    with pytest.raises(GenaiError, match=r"all 41 samples are longer than data.max_length=8 tokens") as exc:
+        prepare(recipe, tiny_tokenizer, tiny_tokenizer.chat_template)
+    fits = int(re.search(r"set data.max_length=(\d+)", exc.value.hint).group(1))
+    assert fits > 8  # never the current value
+    fitted = load_recipe(recipe_file, [f"data.max_length={fits}", "data.overlong=drop"])
+    assert prepare(fitted, tiny_tokenizer, tiny_tokenizer.chat_template).stats["train"]["samples"] == 41  # all fit
+    # data.overlong=truncate is only suggested when it is not already the setting
+    assert ("data.overlong=truncate" in exc.value.hint) == (overlong == "drop")
+
+
+def _chat_file(tmp_path, rows):
+    (tmp_path / "chat.jsonl").write_text("\n".join(json.dumps({"messages": m}) for m in rows) + "\n")
+    return ["data.train.0.path=" + str(tmp_path / "chat.jsonl"), "data.train.0.format=messages"]
+
+
+ANSWERED = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+UNANSWERED = [*ANSWERED, {"role": "user", "content": "And?"}]
+
+
+def test_chat_whose_last_turn_is_not_the_assistants_is_skipped_with_a_count(recipe_file, tmp_path, capsys):
+    from genai.data.prepare import split_examples
+
+    overrides = _chat_file(tmp_path, [ANSWERED, UNANSWERED, ANSWERED, UNANSWERED, UNANSWERED])
+    train, _ = split_examples(load_recipe(recipe_file, overrides))
+    assert [ex.messages for ex in train] == [ANSWERED, ANSWERED]
+    err = capsys.readouterr().err
+    assert f"warning: skipped 3 of 5 records of {tmp_path / 'chat.jsonl'} whose last turn is not the assistant's" in err
+    assert err.count("\n") == 1  # one line
+
+
+def test_all_records_skipped_is_an_error(recipe_file, tmp_path):
+    from genai.data.prepare import split_examples
+
+    with pytest.raises(GenaiError, match=r"chat\.jsonl: all 2 records end with a turn that is not the assistant's"):
+        split_examples(load_recipe(recipe_file, _chat_file(tmp_path, [UNANSWERED, UNANSWERED])))
 
 
 def test_empty_dataset_is_an_error(recipe_file, tiny_tokenizer):
@@ -61,3 +97,4 @@ def test_preprocess_show_marks_trained_tokens(recipe_file):
     assert out.returncode == 0, out.stderr
     assert "train: 41 examples -> 40 samples" in out.stdout
     assert "[[0<|im_end|>⏎" in out.stdout  # sample 0 answers "0"; only that span is trained
+    assert "trained: [[trained]], the rest masked)" in out.stdout  # the legend says what [[ ]] means
