@@ -25,17 +25,56 @@ def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
             _walk(item, path + (i,), lines)
 
 
-def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
-    """Return (data, {key path: 1-based line}); invalid YAML raises GenaiError with the line."""
+# A recipe is a few KB of YAML; PyYAML is pure Python, so a huge file (a data file given by mistake)
+# would take minutes to fail.
+MAX_RECIPE_BYTES = 2**20
+
+
+def _read_text(path: Path) -> str:
+    """The recipe's text; a missing, unreadable, huge or binary file is one error naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
     except FileNotFoundError:
         raise GenaiError(f"{path}: recipe file not found") from None
+    except IsADirectoryError:
+        raise GenaiError(
+            f"{path}: is a folder, not a recipe file", hint="give the recipe's YAML file, e.g. recipes/quickstart.yaml"
+        ) from None
     except OSError as exc:
         raise GenaiError(f"{path}: cannot read recipe: {exc.strerror}") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise GenaiError(
+            f"{path}: over {MAX_RECIPE_BYTES // 2**20} MiB, too big for a recipe",
+            hint="a recipe is a small YAML file that names its data files under data.train",
+        )
+    bad = raw.find(b"\x00")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = exc.start if bad < 0 else min(bad, exc.start)
+    if bad >= 0:
+        line = raw.count(b"\n", 0, bad) + 1
+        raise GenaiError(
+            f"{path}:{line}: not a text file: byte 0x{raw[bad]:02x} at byte offset {bad} "
+            + ("is a NUL byte" if raw[bad] == 0 else "is not UTF-8"),
+            hint="a recipe is a YAML text file (UTF-8), e.g. recipes/quickstart.yaml",
+        )
+    return text
+
+
+def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Return (data, {key path: 1-based line}); invalid YAML raises GenaiError with the line."""
+    text = _read_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a control character: no line mark, only a position
+        raise GenaiError(
+            f"{path}:{text.count(chr(10), 0, exc.position) + 1}: invalid YAML: unacceptable character "
+            f"#x{ord(exc.character) if isinstance(exc.character, str) else exc.character:04x}",
+            hint="is this a binary file? A recipe is a YAML text file",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -152,3 +152,39 @@ def test_light_verbs_do_not_import_torch(argv):
     )
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name,content,expected",
+    [
+        ("logo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "logo.png:1: not a text file: byte 0x89 at byte offset 0"),
+        ("r.yaml", b"name: t\nmodel:\x00\x00\n", "r.yaml:2: not a text file: byte 0x00 at byte offset 14 is a NUL"),
+        ("r.yaml", "name: t\ndescription: café\n".encode("latin-1"), "r.yaml:2: not a text file: byte 0xe9"),
+        ("r.yaml", b"name: t\x01\n", "r.yaml:1: invalid YAML: unacceptable character #x0001"),
+        ("train.jsonl", b'{"instruction": "a", "output": "b"}\n', "train.jsonl: this is a data file, not a recipe"),
+        ("r.yaml", b"# " + b"x" * 2**20 + b"\n", "r.yaml: over 1 MiB, too big for a recipe"),
+    ],
+)
+def test_a_file_that_is_not_a_recipe_is_one_clear_error(tmp_path, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(GenaiError) as exc:
+        load_recipe(tmp_path / name)
+    assert expected in exc.value.message
+
+
+def test_a_folder_given_as_the_recipe(tmp_path):
+    with pytest.raises(GenaiError, match="is a folder, not a recipe file"):
+        load_recipe(tmp_path)
+
+
+def test_recipe_saved_with_a_bom_loads(tmp_path):
+    p = write(tmp_path, GOOD)
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())  # Windows Notepad's "UTF-8 with BOM"
+    assert load_recipe(p).name == "t"
+
+
+def test_cli_binary_recipe_exits_2_without_traceback(tmp_path):
+    (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    out = genai_cli("validate", tmp_path / "logo.png")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: {tmp_path / 'logo.png'}:1: not a text file")
