@@ -93,6 +93,8 @@ def _check_config(cfg: EvalSection) -> None:
 
 def evaluate(target: str, overrides: list[str], *, backend: str | None = None, latest: bool = False) -> EvalReport:
     """Score base and fine-tuned with lm-eval, write RUN/eval/<backend>/, apply the gate, log to tracking."""
+    if backend is not None and backend not in BACKENDS:
+        raise GenaiError(f"--backend: unknown backend '{backend}'", hint=f"choose one of {', '.join(BACKENDS)}")
     tgt, serve, recipe = resolve(target, overrides, latest=latest, evaluating=True)
     if tgt.chosen:
         print(f"evaluating {tgt.chosen}", file=sys.stderr)
