@@ -189,6 +189,7 @@ def check_model(recipe: Recipe) -> None:
 def check_data(recipe: Recipe) -> None:
     """The tokenizer loads, and its chat template renders the first records of every local source."""
     from genai.data.formats import to_example
+    from genai.data.prepare import ends_with_answer
     from genai.data.sources import read_records
     from genai.data.templates import template_for
     from genai.data.tokenize import tokenize_example
@@ -206,6 +207,8 @@ def check_data(recipe: Recipe) -> None:
                 raise GenaiError(f"data.{split}.{i}: {src.path} has no records", hint="check the file")
             for rec in records:
                 example = to_example(rec, src)
+                if not ends_with_answer(example):
+                    continue  # skipped by training too (with a count)
                 try:
                     tokenize_example(tokenizer, template, example, recipe.data.loss_on)
                 except GenaiError:

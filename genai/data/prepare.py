@@ -74,6 +74,11 @@ def _where(src: DataSource) -> str:
     return src.path or f"{src.hub} [{src.split}]"
 
 
+def ends_with_answer(ex: Example) -> bool:
+    """Whether an example has something to learn at its end (a chat must end with the assistant)."""
+    return ex.messages is None or ex.messages[-1]["role"] == "assistant"
+
+
 def load_examples(sources: list[DataSource]) -> list[Example]:
     """Every record of the sources as an Example.
 
@@ -85,7 +90,7 @@ def load_examples(sources: list[DataSource]) -> list[Example]:
         for rec in read_records(src):
             ex = to_example(rec, src)
             total += 1
-            if ex.messages is not None and ex.messages[-1]["role"] != "assistant":
+            if not ends_with_answer(ex):
                 skipped += 1
                 continue
             out.append(ex)
