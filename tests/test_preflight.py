@@ -131,6 +131,13 @@ def test_an_exposed_address_needs_a_key_or_insecure(monkeypatch):
     check_serve_host(exposed, insecure=False)
 
 
+def test_the_banner_says_when_every_interface_is_bound():
+    from genai.serving.serve import bound
+
+    assert bound("0.0.0.0", 8000) == "bound to 0.0.0.0:8000, every interface: reachable from other machines"
+    assert bound("127.0.0.1", 8000) == "bound to 127.0.0.1:8000, this address only"
+
+
 def test_the_quickstart_passes_and_leaves_nothing_behind(qs, tmp_path):
     out = tmp_path / "fresh" / "runs"
     preflight(load_recipe(qs, [f"train.output_dir={out}", f"data.cache_dir={tmp_path / 'cache'}"]), Plan(serve=True))

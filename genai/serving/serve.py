@@ -49,9 +49,7 @@ def serve_forever(target: str, overrides: list[str], *, latest: bool = False, in
     try:
         server = start_server(target, overrides, console, latest=latest, insecure=insecure)
         # Plain prints: the snippets must stay copy-pasteable (no wrapping, no markup).
-        host = server.serve.host
-        exposed = "every interface: reachable from other machines" if host in ("0.0.0.0", "::") else "this address only"
-        print(f"serving at {server.base_url}  (bound to {host}:{server.port}, {exposed})")
+        print(f"serving at {server.base_url}  ({bound(server.serve.host, server.port)})")
         print("models: " + ", ".join(server.target.names) + f"  (fine-tuned: {server.target.default_name})")
         if server.log_path:
             print(f"log: {server.log_path}")
@@ -68,6 +66,13 @@ def serve_forever(target: str, overrides: list[str], *, latest: bool = False, in
         if server is not None:
             server.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def bound(host: str, port: int) -> str:
+    """What the server really listens on: the banner must not show loopback for an exposed server."""
+    if host in ("0.0.0.0", "::"):
+        return f"bound to {host}:{port}, every interface: reachable from other machines"
+    return f"bound to {host}:{port}, this address only"
 
 
 def sample_request(recipe: Recipe) -> list[dict]:

@@ -49,7 +49,13 @@ def served(quickstart_run):
         if "Ctrl-C to stop." in line or time.time() > deadline:
             break
     assert proc.poll() is None, "".join(lines) + proc.stderr.read()[-3000:]
-    yield {"url": f"http://127.0.0.1:{port}/v1", "printed": "".join(lines), "proc": proc, "run": quickstart_run}
+    yield {
+        "url": f"http://127.0.0.1:{port}/v1",
+        "port": port,
+        "printed": "".join(lines),
+        "proc": proc,
+        "run": quickstart_run,
+    }
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
 
@@ -63,6 +69,7 @@ def client(url, key=KEY):
 def test_prints_url_models_and_snippets_without_the_key(served):
     out = served["printed"]
     assert served["url"] in out and "models: quickstart, genai/tiny-llama" in out
+    assert f"(bound to 127.0.0.1:{served['port']}, this address only)" in out
     assert "curl " in out and "from openai import OpenAI" in out
     assert KEY not in out
 
