@@ -43,6 +43,23 @@ def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
+@app.callback()
+def _console(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        envvar="GENAI_VERBOSE",
+        help="Show the libraries' own output (progress bars, info logs). Before the verb: genai -v train ...",
+    ),
+) -> None:
+    # Before any verb imports a library: their progress bars are decided when they are imported.
+    from genai.console import setup
+
+    setup(ctx.invoked_subcommand, verbose_output=verbose)
+
+
 @app.command()
 def validate(recipe: Path = RecipeArg, overrides: list[str] | None = OverridesArg) -> None:
     """Check a recipe (schema, then the preflight: model, data, template, eval tasks, gate, output folder)

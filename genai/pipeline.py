@@ -121,12 +121,15 @@ def _load_table(ctx: Context) -> None:
 # ---------------------------------------------------------------------- 3. gate
 def gate_stage(ctx: Context) -> tuple[str, dict]:
     """Apply the eval table's gate verdicts; a failure stops the path."""
+    from genai.evaluation.results import printed
+
     _load_table(ctx)
-    for g in ctx.table.get("gate", []):
-        ctx.console.print(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['detail']}")
+    if not printed(ctx.run.eval_table_file(ctx.recipe.eval.backend).parent):  # else the eval stage just did
+        for g in ctx.table.get("gate", []):
+            ctx.console.print(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['detail']}")
     passed = bool(ctx.table.get("passed", True))
     if not passed:
-        ctx.console.print("[bold red]gate failed: not serving")
+        ctx.console.print("[bold red]not serving: the fine-tuned model did not pass the gate")
     return ("passed" if passed else "failed"), {"rules": len(ctx.table.get("gate", []))}
 
 

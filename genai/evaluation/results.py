@@ -124,6 +124,16 @@ class EvalReport:
         return all(v.passed for v in self.verdicts)
 
 
+# Eval tables whose gate verdicts this process has printed: `genai run`'s gate stage prints them
+# only when its eval stage did not (a run continued at the gate), so a verdict is shown once.
+_printed: set[Path] = set()
+
+
+def printed(out_dir: Path) -> bool:
+    """Whether `print_report` showed the eval table in `out_dir` (and its gate) in this process."""
+    return Path(out_dir).resolve() in _printed
+
+
 def print_report(report: EvalReport, console=None) -> None:
     """The before/after table and one line per gate rule, on the terminal."""
     from rich.console import Console
@@ -143,3 +153,4 @@ def print_report(report: EvalReport, console=None) -> None:
     if report.verdicts:
         console.print(f"gate: {'passed' if report.passed else 'FAILED'}")
     console.print(f"results: {report.out_dir}")
+    _printed.add(Path(report.out_dir).resolve())

@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from genai import console
 from genai.atomic import atomic_write_json, atomic_write_text
 from genai.errors import GenaiError
 from genai.evaluation import suites
@@ -103,15 +104,19 @@ def evaluate(target: str, overrides: list[str], *, backend: str | None = None, l
             f"{target}: genai eval takes a recipe or a run folder",
             hint="for any endpoint, use a recipe with eval.backend: endpoint and eval.endpoint.url",
         )
+    console.attach(tgt.run_dir)  # `genai eval`'s console goes to RUN/logs/eval.log from here
     cfg = recipe.eval if backend is None else recipe.eval.model_copy(update={"backend": backend})
     _check_config(cfg)
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    tm, include = task_manager(cfg)
+    logging.getLogger("lm_eval").setLevel(logging.INFO if console.verbose() else logging.WARNING)
+    with console.activity("eval: indexing lm-eval's tasks", "eval: tasks indexed in {seconds}"):
+        tm, include = task_manager(cfg)
     try:
         check_tasks(tm, cfg.tasks)
         results: dict[str, dict] = {}
         for which in (["base"] if cfg.baseline else []) + ["tuned"]:
-            with BACKENDS[cfg.backend](tgt, which, cfg, serve) as (model, args):
+            name = "fine-tuned" if which == "tuned" else which
+            scoring = console.activity(f"eval: scoring {name} ({cfg.backend})", f"eval: {name} scored in {{seconds}}")
+            with scoring, BACKENDS[cfg.backend](tgt, which, cfg, serve) as (model, args):
                 results[which] = _clean(_run_lm_eval(model, args, cfg, tm, cfg.backend))
         rows = build_table(results)
         verdicts = check_gate(cfg.gate, results)  # a rule naming a missing metric fails before writing

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from genai import console
 from genai.errors import GenaiError, Interrupted
 from genai.recipe import Recipe
 from genai.runs import Run, new_run, recipe_root, recipe_runs
@@ -142,6 +143,7 @@ def start_training(
     run, ckpt = choose_run(recipe, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
     fresh = not run.is_run
     run.write_recipe(recipe)
+    console.attach(run.path)  # `genai train`'s console goes to RUN/logs/train.log from here (and what came before)
     try:
         if launch:
             proc = subprocess.run(launch_command(recipe, run.path, ckpt, gpu=gpu), check=False)

@@ -1,11 +1,12 @@
-"""Training progress on the console: a rich bar on a terminal, plain lines otherwise.
+"""Training progress on the console: one live rich bar on a terminal, plain lines otherwise.
 
 Metrics go to the tracker's sinks (genai.tracking), not here: a quiet run keeps its metrics.
+Every line (and, under a bar, each logged step) also goes to the run's log (genai.console).
 """
 
 from __future__ import annotations
 
-import sys
+from genai import console
 
 
 class Progress:
@@ -14,44 +15,37 @@ class Progress:
     def __init__(self, total: int, start: int, *, enabled: bool):
         self.total, self.enabled = total, enabled
         self._bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as Bar
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-            self._bar = Bar(
-                TextColumn("train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-                transient=False,
+            # Steps, then loss, tokens/s and the ETA as the trainer words them (info).
+            self._bar = console.start_bar(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}")
             )
+        if self._bar is not None:
             self._task = self._bar.add_task("train", total=total, completed=start, info="")
-            self._bar.start()
 
     def update(self, step: int, info: str, *, line: bool) -> None:
-        """Move the bar to `step`; without a bar print a line when `line`."""
+        """Move the bar to `step`; print (without a bar) or log (under one) a line when `line`."""
         if not self.enabled:
             return
+        text = f"step {step}/{self.total}  {info}"
         if self._bar is not None:
             self._bar.update(self._task, completed=step, info=info)
+            if line:
+                console.log_only(text)
         elif line:
-            print(f"step {step}/{self.total}  {info}", file=sys.stderr, flush=True)
+            console.echo(text)
 
     def message(self, text: str) -> None:
         """A line above the bar."""
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.console.print(text)
-        else:
-            print(text, file=sys.stderr, flush=True)
+        if self.enabled:
+            console.echo(text)
 
     def close(self) -> None:
         """Stop the bar (idempotent)."""
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        console.stop_bar(self._bar)
+        self._bar = None
 
 
 def eta(seconds: float) -> str:

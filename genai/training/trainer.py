@@ -9,6 +9,7 @@ processes), so packing, padding and gradient accumulation give the same objectiv
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genai import console
 from genai.data.pack import IGNORE, TokenizedSet, collate, make_rows
 from genai.data.prepare import data_file_hashes, prepare, split_examples
 from genai.data.templates import template_for
@@ -142,8 +144,10 @@ class Trainer:
     # ------------------------------------------------------------------ the whole run
     def train(self) -> TrainResult:
         """Set up, train to the last step, write the artifact and the manifest."""
-        self.setup()
-        return self.fit()
+        # RUN/logs/train.log: the main process's console (a launched worker has no CLI to set it up).
+        with console.run_log(self.run.path, "train") if os.environ.get("RANK", "0") == "0" else nullcontext():
+            self.setup()
+            return self.fit()
 
     def fit(self) -> TrainResult:
         """Train a set-up trainer to the last step, write the artifact and the manifest."""
