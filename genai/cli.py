@@ -284,6 +284,21 @@ def report(run: Path = typer.Argument(..., help="Run folder.")) -> None:
     typer.echo(f"report: {page}\nmodel card: {card}")
 
 
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="One JSON object per check, for scripts.")) -> None:
+    """Check this machine: Python, torch and CUDA, GPUs, vLLM, lm-eval, SageMaker SDK, AWS credentials,
+    free disk, the Hugging Face Hub. One line per check with the fix; exit 2 if any check fails."""
+    from genai.doctor import print_checks, run_checks
+
+    checks = run_checks()
+    if as_json:
+        _echo_json([c.as_dict() for c in checks])
+    else:
+        print_checks(checks)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(ExitCode.USER_ERROR)
+
+
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
