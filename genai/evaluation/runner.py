@@ -42,8 +42,20 @@ def check_tasks(tm, tasks: list[str]) -> None:
             )
 
 
+def _quiet_git_hash() -> None:
+    """lm-eval runs `git describe` with its stderr on ours: outside a git checkout every eval printed
+    "fatal: not a git repository". Record the same hash through our own quiet lookup."""
+    from lm_eval import evaluator
+
+    from genai.lineage import git_commit
+
+    evaluator.get_git_commit_hash = lambda: git_commit(Path.cwd())
+
+
 def _run_lm_eval(model: str, args: dict, cfg: EvalSection, tm, backend: str) -> dict:
     from lm_eval import simple_evaluate
+
+    _quiet_git_hash()
 
     try:
         res = simple_evaluate(
