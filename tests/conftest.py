@@ -69,6 +69,31 @@ def genai_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: di
     )
 
 
+@pytest.fixture()
+def genai_main(monkeypatch, capsys):
+    """`genai ARGS` through cli.main() in this process (what the console script runs, without the cost of
+    starting Python and importing torch per case): (exit code, stdout, stderr)."""
+    from genai import cli
+
+    # main() leaves through _exit, which skips interpreter teardown (os._exit) once vllm is imported:
+    # in a test process that would end pytest itself.
+    monkeypatch.setattr(cli, "_exit", sys.exit)
+    saved_env = dict(os.environ)  # the CLI sets quiet-library switches for its verbs
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["genai", *map(str, args)])
+        try:
+            with pytest.raises(SystemExit) as exc:  # anything else escaping main() would be a traceback
+                cli.main()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_env)
+        out = capsys.readouterr()
+        return exc.value.code, out.out, out.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def quickstart_run(tmp_path_factory) -> Path:
     """The README's quickstart, trained once per test session (about a minute)."""

@@ -112,15 +112,22 @@ CASES = [
 
 
 @pytest.mark.parametrize("argv,needle", CASES, ids=[" ".join(a[:2]) + f" #{i}" for i, (a, _) in enumerate(CASES)])
-def test_bad_input_is_one_clear_error(world, taken_port, argv, needle):
+def test_bad_input_is_one_clear_error(world, taken_port, argv, needle, genai_main, monkeypatch):
     values = {**world, "PORT": taken_port}
     args = []
     for arg in argv:
         for key, value in values.items():
             arg = arg.replace("{" + key + "}", value)
         args.append(arg)
-    proc = genai_cli(*args, cwd=world["ROOT"], env={"GENAI_API_KEY": ""})
-    assert proc.returncode == 2, f"rc={proc.returncode}\n{proc.stderr[-2000:]}"
-    assert needle in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.count("error:") == 1  # one message
+    monkeypatch.chdir(world["ROOT"])
+    monkeypatch.setenv("GENAI_API_KEY", "")
+    code, out, err = genai_main(*args)  # in process: the console script's own path is tested below
+    assert code == 2, f"rc={code}\n{err[-2000:]}"
+    assert needle in err, err[-2000:]
+    assert "Traceback" not in err
+    assert err.count("error:") == 1  # one message
+
+
+def test_through_the_console_script(world, taken_port):
+    proc = genai_cli("serve", world["RUN"], f"serve.port={taken_port}", cwd=world["ROOT"])
+    assert proc.returncode == 2 and "is not free" in proc.stderr and "Traceback" not in proc.stderr

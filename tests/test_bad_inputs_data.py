@@ -8,12 +8,9 @@ into "error: ..." and exit code 2), so the table stays fast; one case also runs 
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
 
-from genai import cli
 from tests.conftest import genai_cli
 
 ROW = {"instruction": "Add 1 and 1.", "output": "2"}
@@ -207,29 +204,13 @@ CASES = {
 
 
 @pytest.fixture()
-def run_main(monkeypatch, capsys, tmp_path):
-    """`genai ARGS` through cli.main() in this process: (exit code, stdout, stderr)."""
+def run_main(monkeypatch, tmp_path, genai_main):
+    """`genai ARGS` in this process, in tmp_path, with the record cap lowered to 1 MiB."""
     from genai.data import sources
 
     monkeypatch.setattr(sources, "MAX_RECORD_BYTES", 2**20)
-    # main() leaves through _exit, which skips interpreter teardown (os._exit) once vllm is imported:
-    # in a test process that would end pytest itself.
-    monkeypatch.setattr(cli, "_exit", sys.exit)
     monkeypatch.chdir(tmp_path)
-    saved_env = dict(os.environ)  # the CLI sets quiet-library switches for its verbs
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["genai", *args])
-        try:
-            with pytest.raises(SystemExit) as exc:  # anything else escaping main() would be a traceback
-                cli.main()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved_env)
-        out = capsys.readouterr()
-        return exc.value.code, out.out, out.err
-
-    return run
+    return genai_main
 
 
 @pytest.mark.parametrize("verb,files,args,expected", list(CASES.values()), ids=list(CASES))
