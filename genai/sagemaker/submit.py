@@ -113,11 +113,10 @@ def plan(recipe: Recipe, name: str) -> JobPlan:
     return out
 
 
-def source_dir(recipe: Recipe, job: JobPlan) -> Path:
-    """genai's code + the resolved recipe + channel map + requirements: what the job runs."""
+def source_dir(recipe: Recipe, job: JobPlan, d: Path) -> Path:
+    """genai's code + the resolved recipe + channel map + requirements, written into `d`: what the job runs."""
     import genai
 
-    d = Path(tempfile.mkdtemp(prefix="genai-sm-src-"))
     shutil.copytree(
         Path(genai.__file__).parent, d / "genai", ignore=shutil.ignore_patterns("__pycache__", "eval", "recipes")
     )
@@ -165,8 +164,8 @@ def training_image(recipe: Recipe, region: str) -> str:
         ) from None
 
 
-def build_trainer(recipe: Recipe, job: JobPlan, boto):
-    """The SDK's ModelTrainer for the job: image, code, torchrun, compute, spot, channels."""
+def build_trainer(recipe: Recipe, job: JobPlan, boto, src: Path):
+    """The SDK's ModelTrainer for the job (code from `src`): image, torchrun, compute, spot, channels."""
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import (
         CheckpointConfig,
@@ -180,7 +179,6 @@ def build_trainer(recipe: Recipe, job: JobPlan, boto):
     from sagemaker.train.distributed import Torchrun
 
     cfg = recipe.sagemaker
-    src = source_dir(recipe, job)
     base = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}/{job.job_name}"
     stopping = StoppingCondition(
         max_runtime_in_seconds=cfg.max_runtime_s,
@@ -270,11 +268,13 @@ def submit(recipe: Recipe, *, dry_run: bool) -> JobPlan:
                 if c.local is not None:
                     bucket, _, key = c.s3_uri[len("s3://") :].partition("/")
                     s3.upload_file(str(c.local), bucket, key + c.local.name)
-        trainer = build_trainer(recipe, job, boto)
-        try:
-            trainer.train(wait=False, logs=False)
-        except _Stop:
-            pass
+        # The SDK packs and uploads the code when the job is created: the folder is not needed after.
+        with tempfile.TemporaryDirectory(prefix="genai-sm-src-") as tmp:
+            trainer = build_trainer(recipe, job, boto, source_dir(recipe, job, Path(tmp)))
+            try:
+                trainer.train(wait=False, logs=False)
+            except _Stop:
+                pass
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise aws_error(exc, "sagemaker train") from None
     if job.request is None:

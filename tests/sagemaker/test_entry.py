@@ -39,7 +39,7 @@ sagemaker: {{role: "arn:aws:iam::123456789012:role/R", bucket: b}}
 """)
     recipe = load_recipe(recipe_file)
     plan = submit.plan(recipe, "job")
-    src = submit.source_dir(recipe, plan)
+    src = submit.source_dir(recipe, plan, tmp_path / f"{name}-src")
     opt = tmp_path / name
     for c in plan.channels:  # what SageMaker downloads into each channel
         (opt / "input" / "data" / c.name).mkdir(parents=True)

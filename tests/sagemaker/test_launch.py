@@ -100,3 +100,9 @@ def test_bad_inputs(sm_recipe, override, needle):
 def test_aws_error_is_one_clear_message(sm_recipe, moto_server):
     out = genai_cli("sagemaker", "train", sm_recipe)  # the bucket does not exist in moto
     assert out.returncode == 2 and "AWS error" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_job_code_folder_is_removed_after_submitting(sm_recipe, tmp_path):
+    out = genai_cli("sagemaker", "train", sm_recipe, "--dry-run", env={"TMPDIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert not list(tmp_path.glob("genai-sm-src-*"))  # one copy of genai's code was left per submission
