@@ -109,8 +109,12 @@ def check_task_names(cfg: EvalSection) -> None:
         return
     from lm_eval.tasks import TaskManager  # lm-eval indexes its ~15k tasks: seconds, only when needed
 
-    known = set(TaskManager().all_tasks) | bundled
-    for task in unknown:
+    check_known(unknown, set(TaskManager().all_tasks) | bundled)
+
+
+def check_known(tasks: list[str], known: set[str]) -> None:
+    """Every task is a known name; a typo gets did-you-mean (the preflight and `genai eval` alike)."""
+    for task in tasks:
         if task not in known:
             close = difflib.get_close_matches(task, sorted(known), n=3)
             raise GenaiError(

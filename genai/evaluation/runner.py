@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import shutil
@@ -15,7 +14,7 @@ from genai.errors import GenaiError
 from genai.evaluation import suites
 from genai.evaluation.backends import BACKENDS
 from genai.evaluation.results import EvalReport, Verdict, build_table, check_gate, table_markdown
-from genai.preflight import check_gate_rules
+from genai.preflight import check_gate_rules, check_known
 from genai.recipe import EvalSection, Recipe
 from genai.runs import Run
 from genai.serving.artifact import resolve
@@ -31,15 +30,7 @@ def task_manager(cfg: EvalSection):
 
 def check_tasks(tm, tasks: list[str]) -> None:
     """Every eval task must exist; a typo gets did-you-mean."""
-    known = set(tm.all_tasks)
-    for task in tasks:
-        if task not in known:
-            close = difflib.get_close_matches(task, sorted(known), n=3)
-            raise GenaiError(
-                f"eval.tasks: unknown task '{task}'"
-                + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""),
-                hint="bundled suites live in eval/; `genai eval --list` shows every task",
-            )
+    check_known(tasks, set(tm.all_tasks))
 
 
 def _quiet_git_hash() -> None:
