@@ -13,7 +13,7 @@ import numpy as np
 
 from genai.data.pack import TokenizedSet
 
-CACHE_VERSION = 1  # bump when tokenization semantics change
+CACHE_VERSION = 2  # bump when tokenization semantics change (2: tools and tool_calls rendered)
 
 
 def file_sha256(path: Path, _memo: dict = {}) -> str:  # noqa: B006 - per-process memo by (path, mtime, size)

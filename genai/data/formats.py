@@ -6,6 +6,7 @@ prompt/completion pair (tokenized as is, EOS appended).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,12 @@ class Example:
     prompt: str = ""  # plain examples: masked unless loss_on=all
     completion: str = ""  # plain examples: trained
     rejected: list[dict[str, str]] | None = field(default=None, repr=False)  # preference data (DPO)
+    tools: list[dict] | None = None  # OpenAI-style tool schemas the conversation may call
+
+    @property
+    def calls_tools(self) -> bool:
+        """Whether the conversation offers tools or has an assistant turn that calls one."""
+        return bool(self.tools) or any(m.get("tool_calls") for m in self.messages or [])
 
 
 FormatFn = Callable[[Record, DataSource], Example]
@@ -91,7 +98,7 @@ def _check_chat(messages: list[dict[str, str]], rec: Record, src: DataSource) ->
                 f"{rec.origin}: message {i}: unknown role {m.get('role')!r}; "
                 f"expected one of {', '.join(ROLES)} (format '{src.format}')"
             )
-        if not isinstance(m.get("content"), str):
+        if not isinstance(m.get("content"), str) and not (m.get("tool_calls") and m.get("content") is None):
             raise GenaiError(f"{rec.origin}: message {i}: 'content' must be a string (format '{src.format}')")
     if not any(m["role"] == "assistant" for m in messages):
         raise GenaiError(f"{rec.origin}: conversation has no assistant message to train on (format '{src.format}')")
@@ -109,16 +116,58 @@ def alpaca(rec: Record, src: DataSource) -> Example:
     return Example(rec.origin, messages=_with_system(msgs, src))
 
 
-@register("messages", ("messages: [{role, content}]",))
+def _tool_calls(value: Any, where: str) -> list[dict]:
+    """OpenAI tool_calls, with JSON-string arguments parsed: chat templates render them as objects."""
+    if not isinstance(value, list):
+        raise GenaiError(f"{where}: 'tool_calls' must be a list of {{type, function: {{name, arguments}}}}")
+    calls = []
+    for j, call in enumerate(value):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise GenaiError(f"{where}: tool_calls[{j}] needs function.name (OpenAI format)")
+        args = fn.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args or "{}")
+            except json.JSONDecodeError as e:
+                raise GenaiError(f"{where}: tool_calls[{j}].function.arguments is not valid JSON: {e}") from None
+        if not isinstance(args, dict):
+            raise GenaiError(f"{where}: tool_calls[{j}].function.arguments must be a JSON object")
+        function = {"name": fn["name"], "arguments": args}
+        calls.append({**call, "type": call.get("type", "function"), "function": function})
+    return calls
+
+
+def _tools(value: Any, origin: str) -> list[dict] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and all(
+        isinstance(t, dict) and isinstance(t.get("function"), dict) and isinstance(t["function"].get("name"), str)
+        for t in value
+    )
+    if not ok:
+        raise GenaiError(f"{origin}: 'tools' must be a list of OpenAI tool schemas {{type, function: {{name, ...}}}}")
+    return value
+
+
+@register("messages", ("messages: [{role, content, tool_calls?}]", "tools (optional)"))
 def messages(rec: Record, src: DataSource) -> Example:
-    """OpenAI-style messages: [{role, content}, ...]."""
+    """OpenAI-style messages: [{role, content}, ...], with optional `tools` and assistant `tool_calls`."""
     raw = _get(rec, src, "messages", kind=list)
     msgs = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise GenaiError(f"{rec.origin}: message {i} must be an object with 'role' and 'content'")
-        msgs.append({"role": m.get("role"), "content": m.get("content")})
-    return Example(rec.origin, messages=_check_chat(msgs, rec, src))
+        msg = {"role": m.get("role"), "content": m.get("content")}
+        if m.get("tool_calls"):
+            msg["tool_calls"] = _tool_calls(m["tool_calls"], f"{rec.origin}: message {i}")
+            msg["content"] = m.get("content") or ""
+        for key in ("tool_call_id", "name"):  # a tool result names the call it answers
+            if m.get(key) is not None:
+                msg[key] = m[key]
+        msgs.append(msg)
+    tools = _tools(rec.data.get(src.columns.get("tools", "tools")), rec.origin)
+    return Example(rec.origin, messages=_check_chat(msgs, rec, src), tools=tools)
 
 
 @register("sharegpt", ("conversations: [{from, value}]",))

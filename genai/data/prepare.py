@@ -202,6 +202,8 @@ def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool 
     if eval_ex:
         sets["eval"] = _tokenize_all(eval_ex, tokenizer, template, recipe, "eval", stats, stops)
     stats["stop_token_ids"] = sorted(stops)
+    # Trained on tool calls: serving turns on the family's tool-call parser for this artifact.
+    stats["tool_calls"] = sum(ex.calls_tools for ex in train_ex)
     if use_cache:
         cache.save(root, key, sets, stats)
     return Prepared(sets["train"], sets.get("eval"), stats, False, root / key)

@@ -21,9 +21,10 @@ class Tokenized:
     trained: list[bool]
 
 
-def _render(tokenizer, template: str, messages, generation_prompt: bool) -> str:
+def render_chat(tokenizer, template: str, messages, generation_prompt: bool, tools: list[dict] | None = None) -> str:
+    """A conversation rendered with the template (tools offered where the data has them)."""
     return tokenizer.apply_chat_template(
-        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt
+        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt, tools=tools
     )
 
 
@@ -35,18 +36,25 @@ def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool
     for i, msg in enumerate(msgs):
         if msg["role"] != "assistant":
             continue
-        prompt = _render(tokenizer, template, msgs[:i], True)
-        full = _render(tokenizer, template, msgs[: i + 1], False)
+        prompt = render_chat(tokenizer, template, msgs[:i], True, ex.tools)
+        full = render_chat(tokenizer, template, msgs[: i + 1], False, ex.tools)
         if not prompt.startswith(done) or not full.startswith(prompt):
             raise GenaiError(
                 f"{ex.origin}: the chat template does not render conversations incrementally, so the "
                 "assistant turns cannot be located for completion-only loss",
                 hint="set data.loss_on: all, or choose another model.chat_template",
             )
+        turn = full[len(prompt) :]
+        missing = [c["function"]["name"] for c in msg.get("tool_calls", []) if c["function"]["name"] not in turn]
+        if missing:
+            raise GenaiError(
+                f"{ex.origin}: the chat template drops tool_calls: the assistant turn trains without {missing[0]!r}",
+                hint="use a template that renders tools (the model family's own; see `genai families`)",
+            )
         segments.append((prompt[len(done) :], False))
-        segments.append((full[len(prompt) :], True))
+        segments.append((turn, True))
         done = full
-    rest = _render(tokenizer, template, msgs, False)[len(done) :]
+    rest = render_chat(tokenizer, template, msgs, False, ex.tools)[len(done) :]
     if rest:
         segments.append((rest, False))
     return [s for s in segments if s[0]]

@@ -6,6 +6,7 @@ This is feedback during training; `genai eval` (lm-eval) is the scored evaluatio
 from __future__ import annotations
 
 from genai.data.formats import Example
+from genai.data.tokenize import render_chat
 
 
 def _prompt_and_target(ex: Example, tokenizer, template: str | None) -> tuple[str, str] | None:
@@ -13,9 +14,7 @@ def _prompt_and_target(ex: Example, tokenizer, template: str | None) -> tuple[st
         last = max((i for i, m in enumerate(ex.messages) if m["role"] == "assistant"), default=None)
         if last is None or template is None:
             return None
-        prompt = tokenizer.apply_chat_template(
-            ex.messages[:last], chat_template=template, tokenize=False, add_generation_prompt=True
-        )
+        prompt = render_chat(tokenizer, template, ex.messages[:last], True, ex.tools)
         return prompt, ex.messages[last]["content"]
     if not ex.prompt:
         return None
