@@ -67,9 +67,10 @@ def tiny_model_dir(spec: TinySpec = TinySpec()) -> Path:
     return genai_home() / "models" / f"tiny-llama-v{BUILDER_VERSION}"
 
 
-def _train_tokenizer(spec: TinySpec):
+def train_byte_bpe(vocab_size: int, special_tokens: list[str]):
+    """A byte-level BPE (digits split one by one) trained on the bundled corpus; `special_tokens`
+    take the first ids, in order. Shared by every tiny build so their vocabularies agree."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     corpus = resources.files("genai").joinpath("assets/tiny/corpus.txt").read_text(encoding="utf-8")
     tok = Tokenizer(models.BPE())
@@ -81,12 +82,19 @@ def _train_tokenizer(spec: TinySpec):
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=spec.vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(corpus.splitlines(), trainer=trainer)
+    return tok
+
+
+def _train_tokenizer(spec: TinySpec):
+    from transformers import PreTrainedTokenizerFast
+
+    tok = train_byte_bpe(spec.vocab_size, SPECIAL_TOKENS)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,
