@@ -13,8 +13,7 @@ from pathlib import Path
 from genai.errors import GenaiError
 from genai.recipe import Recipe, ServeSection, load_recipe
 from genai.runs import RECIPE_FILE, Run, choose_run
-
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+from genai.serving.lora_check import vllm_lora_problems, vllm_rank
 
 
 @dataclass
@@ -43,17 +42,19 @@ class ServeTarget:
         return self.adapter_name or self.model_name
 
 
+def adapter_problems(adapter: Path) -> list[str]:
+    """Why vLLM cannot serve this adapter by name (empty: it can)."""
+    return vllm_lora_problems(json.loads((adapter / "adapter_config.json").read_text()))
+
+
 def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, run: Path | None) -> ServeTarget:
     cfg = json.loads((adapter / "adapter_config.json").read_text())
-    if cfg.get("modules_to_save"):
+    problems = vllm_lora_problems(cfg)
+    if problems:
         raise GenaiError(
-            f"{adapter}: adapters with modules_to_save cannot be served by name in vLLM",
-            hint="serve the merged model: serve.artifact=merged (genai merge RUN)",
+            f"{adapter}: vLLM cannot serve this adapter by name: {'; '.join(problems)}",
+            hint="serve the merged model: serve.artifact=merged or auto (genai merge RUN)",
         )
-    rank = int(cfg.get("r", 16))
-    vllm_rank = next((r for r in VLLM_LORA_RANKS if r >= rank), None)
-    if vllm_rank is None:
-        raise GenaiError(f"{adapter}: LoRA rank {rank} is above vLLM's maximum {VLLM_LORA_RANKS[-1]}")
     base = cfg["base_model_name_or_path"]
     return ServeTarget(
         model=base,
@@ -61,7 +62,7 @@ def _from_adapter(adapter: Path, name: str, base_name: str | None, trust: bool, 
         artifact_dir=adapter,
         adapter=adapter,
         adapter_name=name,
-        lora_rank=vllm_rank,
+        lora_rank=vllm_rank(cfg),
         trust_remote_code=trust,
         run_dir=run,
         base=base,
@@ -99,6 +100,8 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
         return ServeTarget(
             model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run, base=base
         )
+    if kind == "adapter" and serve.artifact == "auto" and (problems := adapter_problems(run / "adapter")):
+        return _merged_instead(run, name, trust, base, problems)
     if kind == "adapter":
         check_weights(run / "adapter", "adapter")
         target = _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
@@ -115,6 +118,28 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
     )
 
 
+def _merged_instead(run: Path, name: str, trust: bool, base: str, problems: list[str]) -> ServeTarget:
+    """An adapter vLLM refuses is served merged (merging it now if needed); said and recorded."""
+    merged = Run(run).merged_dir
+    if not (merged / "config.json").exists():
+        from genai.training.export import merge_run
+
+        check_weights(run / "adapter", "adapter")
+        merge_run(Run(run))
+    check_weights(merged, "merged model")
+    why = f"serving the merged model: vLLM cannot load this adapter by name ({'; '.join(problems)})"
+    Run(run).update_manifest(serve_fallback={"artifact": "merged", "why": why})
+    return ServeTarget(
+        model=str(merged),
+        model_name=name,
+        artifact_dir=merged,
+        trust_remote_code=trust,
+        run_dir=run,
+        base=base,
+        chosen=why,
+    )
+
+
 def resolve(
     target: str, overrides: list[str] | tuple[str, ...] = (), *, latest: bool = False, evaluating: bool = False
 ) -> tuple[ServeTarget, ServeSection, Recipe | None]:
@@ -128,11 +153,11 @@ def resolve(
         recipe = load_recipe(path, overrides)
         run, why = choose_run(recipe, latest=latest, fallback=evaluating)
         chosen = f"run {run.path}: {why}" + _gate_warning(run, evaluating)
-        return replace(from_run(run.path, recipe), chosen=chosen), recipe.serve, recipe
+        return _said(from_run(run.path, recipe), chosen), recipe.serve, recipe
     if (path / RECIPE_FILE).exists():
         recipe = load_recipe(path / RECIPE_FILE, overrides)
         warning = _gate_warning(Run(path), evaluating)
-        return replace(from_run(path, recipe), chosen=warning.lstrip("; ") or None), recipe.serve, recipe
+        return _said(from_run(path, recipe), warning.lstrip("; ")), recipe.serve, recipe
     serve = _serve_only(overrides)
     if (path / "adapter_config.json").exists():
         return _from_adapter(path, serve.served_name or path.parent.name or "adapter", None, False, None), serve, None
@@ -142,6 +167,11 @@ def resolve(
         f"{target}: not a recipe, a run folder, an adapter or a model folder",
         hint="give recipes/NAME.yaml, runs/NAME/RUN_ID, or a folder with config.json",
     )
+
+
+def _said(target: ServeTarget, first: str) -> ServeTarget:
+    """Which run and why, then what the target itself has to say (a merged fallback)."""
+    return replace(target, chosen="; ".join(filter(None, (first, target.chosen))) or None)
 
 
 def _gate_warning(run: Run, evaluating: bool) -> str:
