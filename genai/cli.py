@@ -299,6 +299,18 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="One JSON object p
         raise typer.Exit(ExitCode.USER_ERROR)
 
 
+@app.command()
+def families(as_json: bool = typer.Option(False, "--json", help="One JSON object per family, for scripts.")) -> None:
+    """The model families genai knows: how each is recognised, its stop tokens, BOS, thinking switch,
+    LoRA targets, vLLM tool and reasoning parsers, and its tiny offline build."""
+    from genai.families import family_rows, print_families
+
+    if as_json:
+        _echo_json(family_rows())
+    else:
+        print_families()
+
+
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 

@@ -16,6 +16,11 @@ def _register_builtins() -> None:
     from genai import tiny
 
     BUILTIN_MODELS[tiny.TINY_ID] = tiny.ensure_tiny_model
+    # One tiny build per model family; a lambda per id: nothing is built (or torch imported) here.
+    from genai.families import FAMILIES, ensure_tiny_family_model
+
+    for name, family in FAMILIES.items():
+        BUILTIN_MODELS[family.tiny_id] = lambda name=name: ensure_tiny_family_model(name)
 
 
 _register_builtins()
