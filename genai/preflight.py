@@ -196,7 +196,7 @@ def check_data(recipe: Recipe) -> None:
     from genai.data.prepare import ends_with_answer
     from genai.data.sources import read_records
     from genai.data.templates import template_for
-    from genai.data.tokenize import tokenize_example
+    from genai.data.tokenize import tokenize_turns
     from genai.models import load_tokenizer, resolve_model_path
 
     tokenizer = load_tokenizer(recipe.model, resolve_model_path(recipe.model))
@@ -214,7 +214,7 @@ def check_data(recipe: Recipe) -> None:
                 if not ends_with_answer(example):
                     continue  # skipped by training too (with a count)
                 try:
-                    tokenize_example(tokenizer, template, example, recipe.data.loss_on)
+                    tokenize_turns(tokenizer, template, example, recipe.data.loss_on)
                 except GenaiError:
                     raise
                 except Exception as exc:  # jinja2 errors, raise_exception() in a template, bad roles

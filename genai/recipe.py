@@ -150,11 +150,15 @@ class ServeSection(Section):
     api_key_env: str = Field("GENAI_API_KEY", description="Environment variable holding the API key, if set.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_model_len: int | None = Field(None, ge=16)
-    kv_cache_gib: float = Field(1.0, gt=0, description="CPU only: KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    # Whole GiB: vLLM reads VLLM_CPU_KVCACHE_SPACE as an integer and fails at start on "0.5".
+    kv_cache_gib: int = Field(1, ge=1, description="CPU only: KV cache size in whole GiB (VLLM_CPU_KVCACHE_SPACE).")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU only: share of GPU memory vLLM takes.")
     enforce_eager: bool | None = Field(None, description="Skip graph capture (faster start); default: on for CPU.")
     max_num_seqs: int | None = Field(None, ge=1)
     startup_timeout_s: float = Field(600, gt=0)
+    tools: bool | None = Field(
+        None, description="Serve with the model family's tool-call parser; default: when the training data had tools."
+    )
     extra_args: list[str] = Field(default_factory=list, description="Passed to `vllm serve` as they are.")
 
 

@@ -188,3 +188,13 @@ def test_cli_binary_recipe_exits_2_without_traceback(tmp_path):
     out = genai_cli("validate", tmp_path / "logo.png")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {tmp_path / 'logo.png'}:1: not a text file")
+
+
+def test_kv_cache_is_whole_gib_as_vllm_reads_it():
+    from pydantic import ValidationError
+
+    from genai.recipe import ServeSection
+
+    assert ServeSection(kv_cache_gib=2.0).kv_cache_gib == 2  # saved recipes hold 1.0
+    with pytest.raises(ValidationError, match="fractional part"):
+        ServeSection(kv_cache_gib=0.5)  # vLLM would fail at start on VLLM_CPU_KVCACHE_SPACE=0.5

@@ -14,7 +14,7 @@ from genai.data import cache
 from genai.data.formats import Example, to_example
 from genai.data.pack import TokenizedSet
 from genai.data.sources import read_records, resolve_local
-from genai.data.tokenize import Tokenized, tokenize_example, turn_stop_tokens
+from genai.data.tokenize import Tokenized, tokenize_turns, turn_stop_tokens
 from genai.errors import GenaiError
 from genai.home import cache_dir
 from genai.recipe import DataSection, DataSource, Recipe
@@ -143,20 +143,28 @@ def _tokenize_all(
     max_len, overlong = recipe.data.max_length, recipe.data.overlong
     kept: list[Tokenized] = []
     truncated = dropped = longest = 0
+    per_turn = 0
     for ex in examples:
-        tok = tokenize_example(tokenizer, template, ex, recipe.data.loss_on)
-        longest = max(longest, len(tok.input_ids))
-        stops |= turn_stop_tokens(tokenizer, tok)
-        if len(tok.input_ids) > max_len:
-            if overlong == "drop":
-                dropped += 1
-                continue
-            tok = Tokenized(tok.input_ids[:max_len], tok.trained[:max_len])
-            truncated += 1
-            if not any(tok.trained):
-                dropped += 1  # truncation removed every trained token: nothing to learn
-                continue
-        kept.append(tok)
+        toks = tokenize_turns(tokenizer, template, ex, recipe.data.loss_on)
+        per_turn += len(toks) > 1
+        for tok in toks:
+            longest = max(longest, len(tok.input_ids))
+            stops |= turn_stop_tokens(tokenizer, tok)
+            if len(tok.input_ids) > max_len:
+                if overlong == "drop":
+                    dropped += 1
+                    continue
+                tok = Tokenized(tok.input_ids[:max_len], tok.trained[:max_len])
+                truncated += 1
+                if not any(tok.trained):
+                    dropped += 1  # truncation removed every trained token: nothing to learn
+                    continue
+            kept.append(tok)
+    if per_turn:
+        _warn_once(
+            f"{split}: {per_turn} conversations trained one assistant turn per sample: the chat template "
+            "renders earlier turns differently once a later turn exists (as Qwen3 drops past thinking)"
+        )
     stats[split] = {
         "examples": len(examples),
         "samples": len(kept),

@@ -28,6 +28,31 @@ def render_chat(tokenizer, template: str, messages, generation_prompt: bool, too
     )
 
 
+class NotIncremental(GenaiError):
+    """The template renders an earlier turn differently once a later turn exists."""
+
+
+def _turn(tokenizer, template: str, ex: Example, i: int) -> tuple[str, str]:
+    """The prompt before assistant message i (as the server renders it) and the turn's own text."""
+    msgs = ex.messages or []
+    prompt = render_chat(tokenizer, template, msgs[:i], True, ex.tools)
+    full = render_chat(tokenizer, template, msgs[: i + 1], False, ex.tools)
+    if not full.startswith(prompt):
+        raise NotIncremental(
+            f"{ex.origin}: the chat template renders an assistant turn that does not follow its own generation "
+            "prompt, so the turn cannot be located for completion-only loss",
+            hint="set data.loss_on: all, or choose another model.chat_template",
+        )
+    turn = full[len(prompt) :]
+    missing = [c["function"]["name"] for c in msgs[i].get("tool_calls", []) if c["function"]["name"] not in turn]
+    if missing:
+        raise GenaiError(
+            f"{ex.origin}: the chat template drops tool_calls: the assistant turn trains without {missing[0]!r}",
+            hint="use a template that renders tools (the model family's own; see `genai families`)",
+        )
+    return prompt, turn
+
+
 def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool]]:
     """Split a rendered conversation into (text, trained) segments."""
     msgs = ex.messages or []
@@ -36,24 +61,16 @@ def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool
     for i, msg in enumerate(msgs):
         if msg["role"] != "assistant":
             continue
-        prompt = render_chat(tokenizer, template, msgs[:i], True, ex.tools)
-        full = render_chat(tokenizer, template, msgs[: i + 1], False, ex.tools)
-        if not prompt.startswith(done) or not full.startswith(prompt):
-            raise GenaiError(
+        prompt, turn = _turn(tokenizer, template, ex, i)
+        if not prompt.startswith(done):
+            raise NotIncremental(
                 f"{ex.origin}: the chat template does not render conversations incrementally, so the "
                 "assistant turns cannot be located for completion-only loss",
                 hint="set data.loss_on: all, or choose another model.chat_template",
             )
-        turn = full[len(prompt) :]
-        missing = [c["function"]["name"] for c in msg.get("tool_calls", []) if c["function"]["name"] not in turn]
-        if missing:
-            raise GenaiError(
-                f"{ex.origin}: the chat template drops tool_calls: the assistant turn trains without {missing[0]!r}",
-                hint="use a template that renders tools (the model family's own; see `genai families`)",
-            )
         segments.append((prompt[len(done) :], False))
         segments.append((turn, True))
-        done = full
+        done = prompt + turn
     rest = render_chat(tokenizer, template, msgs, False, ex.tools)[len(done) :]
     if rest:
         segments.append((rest, False))
@@ -78,14 +95,7 @@ def ensure_eos(tokenizer, segments: list[tuple[str, bool]]) -> list[tuple[str, b
     return out
 
 
-def tokenize_example(tokenizer, template: str | None, ex: Example, loss_on: str) -> Tokenized:
-    """Token ids and trained mask of one example (loss_on: completion or all)."""
-    if ex.messages is not None:
-        if template is None:
-            raise GenaiError(f"{ex.origin}: chat data needs a chat template")
-        segments = ensure_eos(tokenizer, chat_segments(tokenizer, template, ex))
-    else:
-        segments = plain_segments(tokenizer, ex)
+def _ids(tokenizer, segments: list[tuple[str, bool]], loss_on: str) -> Tokenized:
     ids: list[int] = []
     trained: list[bool] = []
     for text, is_trained in segments:
@@ -95,6 +105,34 @@ def tokenize_example(tokenizer, template: str | None, ex: Example, loss_on: str)
     if trained:
         trained[0] = False  # nothing predicts the first token (and packing must not link samples)
     return Tokenized(ids, trained)
+
+
+def tokenize_example(tokenizer, template: str | None, ex: Example, loss_on: str) -> Tokenized:
+    """Token ids and trained mask of one example (loss_on: completion or all)."""
+    if ex.messages is not None:
+        if template is None:
+            raise GenaiError(f"{ex.origin}: chat data needs a chat template")
+        segments = ensure_eos(tokenizer, chat_segments(tokenizer, template, ex))
+    else:
+        segments = plain_segments(tokenizer, ex)
+    return _ids(tokenizer, segments, loss_on)
+
+
+def tokenize_turns(tokenizer, template: str | None, ex: Example, loss_on: str) -> list[Tokenized]:
+    """One sample per conversation, or, for a template that re-renders earlier turns once a later
+    one exists (Qwen3 drops past thinking blocks), one per assistant turn, each after exactly the
+    prompt the server renders for it: what is trained is what is served."""
+    try:
+        return [tokenize_example(tokenizer, template, ex, loss_on)]
+    except NotIncremental:
+        if loss_on == "all":
+            return [_ids(tokenizer, [(render_chat(tokenizer, template, ex.messages, False, ex.tools), True)], loss_on)]
+        out = []
+        for i, msg in enumerate(ex.messages or []):
+            if msg["role"] == "assistant":
+                prompt, turn = _turn(tokenizer, template, ex, i)
+                out.append(_ids(tokenizer, ensure_eos(tokenizer, [(prompt, False), (turn, True)]), loss_on))
+        return out
 
 
 def turn_stop_tokens(tokenizer, tok: Tokenized) -> set[int]:

@@ -108,3 +108,21 @@ def test_a_template_that_drops_tool_calls_is_a_clear_error(tiny_tokenizer):
     with pytest.raises(GenaiError) as e:
         tokenize_example(tiny_tokenizer, tiny_tokenizer.chat_template, example(record()), "completion")
     assert "tools.jsonl:3: the chat template drops tool_calls" in str(e.value) and "get_weather" in str(e.value)
+
+
+def test_a_template_that_rerenders_past_turns_trains_one_sample_per_turn(tiny_tokenizer):
+    """Qwen3's template drops a past turn's thinking block once a later turn exists: each assistant
+    turn becomes its own sample, after exactly the prompt the server renders for it."""
+    from genai.data.tokenize import render_chat, tokenize_turns
+    from genai.families.registry import get_family
+
+    template = get_family("qwen3").chat_template
+    ex = example(record())
+    samples = tokenize_turns(tiny_tokenizer, template, ex, "completion")
+    assert len(samples) == 2
+    for sample, i in zip(samples, (1, 3), strict=True):
+        prompt = render_chat(tiny_tokenizer, template, ex.messages[:i], True, ex.tools)
+        masked = [t for t, m in zip(sample.input_ids, sample.trained, strict=True) if not m]
+        assert tiny_tokenizer.decode(masked) == prompt
+    trained = [tiny_tokenizer.decode([t for t, m in zip(s.input_ids, s.trained, strict=True) if m]) for s in samples]
+    assert '"name": "get_weather"' in trained[0] and trained[1].endswith("21 degrees.<|im_end|>\n")
