@@ -78,7 +78,10 @@ def test_ctrl_c_says_how_to_resume(small_recipe, tmp_path):
     run = tmp_path / "runs" / "small" / "a"
     exe = Path(sys.executable).with_name("genai")
     proc = subprocess.Popen(
-        [str(exe), "train", str(small_recipe), "--run-dir", str(run), *ARGS], stderr=subprocess.PIPE, text=True
+        # Long enough that the run cannot finish before the signal, however loaded the machine is.
+        [str(exe), "train", str(small_recipe), "--run-dir", str(run), *ARGS, "train.max_steps=5000"],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 300
     while last_step(run) < 12 and proc.poll() is None and time.time() < deadline:
