@@ -21,11 +21,22 @@ class Tokenized:
     trained: list[bool]
 
 
-def render_chat(tokenizer, template: str, messages, generation_prompt: bool, tools: list[dict] | None = None) -> str:
-    """A conversation rendered with the template (tools offered where the data has them)."""
-    return tokenizer.apply_chat_template(
-        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt, tools=tools
-    )
+def render_chat(
+    tokenizer, template: str, messages, generation_prompt: bool, tools: list[dict] | None = None, origin: str = ""
+) -> str:
+    """A conversation rendered with the template (tools offered where the data has them); a template
+    that refuses it (raise_exception: no system role, no tools...) is one clear error."""
+    from jinja2.exceptions import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt, tools=tools
+        )
+    except TemplateError as e:
+        raise GenaiError(
+            f"{origin or 'chat data'}: the chat template refuses this conversation: {e}",
+            hint="fix the record, or choose a template (model.chat_template) that renders it",
+        ) from None
 
 
 class NotIncremental(GenaiError):
@@ -35,8 +46,8 @@ class NotIncremental(GenaiError):
 def _turn(tokenizer, template: str, ex: Example, i: int) -> tuple[str, str]:
     """The prompt before assistant message i (as the server renders it) and the turn's own text."""
     msgs = ex.messages or []
-    prompt = render_chat(tokenizer, template, msgs[:i], True, ex.tools)
-    full = render_chat(tokenizer, template, msgs[: i + 1], False, ex.tools)
+    prompt = render_chat(tokenizer, template, msgs[:i], True, ex.tools, ex.origin)
+    full = render_chat(tokenizer, template, msgs[: i + 1], False, ex.tools, ex.origin)
     if not full.startswith(prompt):
         raise NotIncremental(
             f"{ex.origin}: the chat template renders an assistant turn that does not follow its own generation "
@@ -71,7 +82,7 @@ def chat_segments(tokenizer, template: str, ex: Example) -> list[tuple[str, bool
         segments.append((prompt[len(done) :], False))
         segments.append((turn, True))
         done = prompt + turn
-    rest = render_chat(tokenizer, template, msgs, False, ex.tools)[len(done) :]
+    rest = render_chat(tokenizer, template, msgs, False, ex.tools, ex.origin)[len(done) :]
     if rest:
         segments.append((rest, False))
     return [s for s in segments if s[0]]

@@ -10,7 +10,7 @@ from pathlib import Path
 from genai.families.family import Family
 from genai.families.pretrain import Pretrain, pretrain, stop_rate
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: head sizes of 32 (vLLM's CPU attention)
 MIN_STOP_RATE = 0.75  # a build that does not end most turns would hide the bugs it exists to show
 
 

@@ -47,7 +47,7 @@ _register(
                 _SMALL,
                 num_attention_heads=4,
                 num_key_value_heads=1,  # Llama-3.2-1B: 32 heads, 8 kv heads
-                head_dim=16,
+                head_dim=32,  # vLLM's CPU attention takes head sizes 32, 64, 80, ... only
                 tie_word_embeddings=True,  # 1B and 3B tie; 8B does not
                 max_position_embeddings=131072,
                 rope_parameters={
@@ -90,7 +90,7 @@ _register(
             "Qwen2Config",
             frozen(
                 _SMALL,
-                hidden_size=112,
+                hidden_size=224,  # 7 heads of 32: vLLM's CPU attention takes no smaller head
                 num_attention_heads=7,
                 num_key_value_heads=1,  # Qwen2.5-0.5B: 14 heads, 2 kv heads
                 tie_word_embeddings=True,  # 0.5B-3B tie
@@ -172,7 +172,7 @@ _register(
                 _SMALL,
                 num_attention_heads=4,
                 num_key_value_heads=1,  # gemma-3-1b: 4 heads, 1 kv head
-                head_dim=16,
+                head_dim=32,  # vLLM's CPU attention takes head sizes 32, 64, 80, ... only
                 query_pre_attn_scalar=16,
                 tie_word_embeddings=True,
                 max_position_embeddings=32768,
@@ -215,7 +215,7 @@ _register(
                 _SMALL,
                 num_attention_heads=4,
                 num_key_value_heads=2,  # gemma-2-2b: 8 heads, 4 kv heads
-                head_dim=16,
+                head_dim=32,  # vLLM's CPU attention takes head sizes 32, 64, 80, ... only
                 query_pre_attn_scalar=16,
                 tie_word_embeddings=True,
                 max_position_embeddings=8192,
@@ -264,7 +264,7 @@ _register(
                 _SMALL,
                 num_attention_heads=4,
                 num_key_value_heads=1,  # 32 heads, 8 kv heads
-                head_dim=16,
+                head_dim=32,  # vLLM's CPU attention takes head sizes 32, 64, 80, ... only
                 tie_word_embeddings=False,
                 max_position_embeddings=32768,
                 rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
@@ -353,6 +353,7 @@ _register(
                 _SMALL,
                 num_attention_heads=4,
                 num_key_value_heads=4,  # 1.7B: no GQA (32/32)
+                head_dim=32,  # vLLM's CPU attention takes head sizes 32, 64, 80, ... only
                 tie_word_embeddings=True,
                 max_position_embeddings=8192,
                 rope_parameters={"rope_type": "default", "rope_theta": 130000.0},

@@ -65,6 +65,7 @@ class EngineOptions:
     chat_template: str | None = None
     seed: int | None = None
     lora: LoraModule | None = None
+    tool_call_parser: str | None = None  # the family's, when the artifact was trained on tools
     extra_args: tuple[str, ...] = ()
 
     @classmethod
@@ -91,6 +92,7 @@ class EngineOptions:
             chat_template=str(template) if template.exists() else None,
             seed=seed,
             lora=lora,
+            tool_call_parser=tool_parser(target, serve),
             extra_args=tuple(serve.extra_args),
         )
 
@@ -120,6 +122,8 @@ class EngineOptions:
                 "--max-loras",
                 "1",
             ]
+        if self.tool_call_parser is not None:
+            args += ["--enable-auto-tool-choice", "--tool-call-parser", self.tool_call_parser]
         return args + list(self.extra_args)
 
     def llm_kwargs(self) -> dict:
@@ -135,6 +139,32 @@ class EngineOptions:
         if self.lora is not None:
             args.update(lora_local_path=self.lora.path, max_lora_rank=self.lora.max_rank, enable_lora=True)
         return args
+
+
+def trained_on_tools(target: ServeTarget) -> bool:
+    """Whether the run's training data had tools or tool calls (its manifest's data stats)."""
+    if target.run_dir is None or not (target.run_dir / "manifest.json").exists():
+        return False
+    return bool(json.loads((target.run_dir / "manifest.json").read_text()).get("data", {}).get("tool_calls"))
+
+
+def tool_parser(target: ServeTarget, serve: ServeSection) -> str | None:
+    """The model family's vLLM tool-call parser when tools are served (serve.tools, or trained on tools)."""
+    if not (serve.tools if serve.tools is not None else trained_on_tools(target)):
+        return None
+    from genai.errors import GenaiError
+    from genai.families.registry import detect_family
+
+    try:
+        family = detect_family(target.base or target.model)
+    except GenaiError as e:
+        raise GenaiError(f"serve.tools: {e}", hint="name a known family's model, or set serve.tools=false") from None
+    if family.tool_parser is None:
+        raise GenaiError(
+            f"serve.tools: vLLM has no tool-call parser for {family.title}: the endpoint could not return tool_calls",
+            hint="serve without tools (serve.tools=false), or train a family that has one (genai families)",
+        )
+    return family.tool_parser
 
 
 def resolve_dtype(target: ServeTarget, serve: ServeSection, *, gpu: bool) -> str:

@@ -67,3 +67,29 @@ def test_cpu_engine_environment():
     env = engine_env(ServeSection(kv_cache_gib=2), gpu=False)
     assert env == {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     assert engine_env(ServeSection(), gpu=True) == {}
+
+
+def tool_target(tmp_path: Path, model: str, tool_calls: int) -> ServeTarget:
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "manifest.json").write_text(json.dumps({"data": {"tool_calls": tool_calls}}))
+    return ServeTarget(model=model, model_name="m", artifact_dir=tmp_path, run_dir=run, base=model)
+
+
+def test_a_run_trained_on_tools_is_served_with_its_familys_tool_parser(tmp_path):
+    args = EngineOptions.build(tool_target(tmp_path, "Qwen/Qwen3-0.6B", 12), ServeSection(), gpu=False).cli_args()
+    assert args[args.index("--tool-call-parser") + 1] == "hermes" and "--enable-auto-tool-choice" in args
+    # No tools in the data: no parser, unless serve.tools asks for one.
+    plain = tool_target(tmp_path, "meta-llama/Llama-3.2-1B-Instruct", 0)
+    assert "--tool-call-parser" not in EngineOptions.build(plain, ServeSection(), gpu=False).cli_args()
+    forced = EngineOptions.build(plain, ServeSection(tools=True), gpu=False).cli_args()
+    assert forced[forced.index("--tool-call-parser") + 1] == "llama3_json"
+
+
+def test_tools_for_a_family_without_a_tool_parser_is_one_clear_error(tmp_path):
+    import pytest
+
+    from genai.errors import GenaiError
+
+    with pytest.raises(GenaiError, match="vLLM has no tool-call parser for Gemma 3"):
+        EngineOptions.build(tool_target(tmp_path, "google/gemma-3-1b-it", 3), ServeSection(), gpu=False)

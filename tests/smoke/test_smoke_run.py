@@ -1,0 +1,61 @@
+"""`--smoke` end to end: a recipe, unchanged but for its model and size, through train, merge,
+serve, real requests and lm-eval on its family's tiny build, and the checklist it prints."""
+
+import json
+import shutil
+
+import pytest
+
+from genai.smoke.flow import run_smoke
+from genai.smoke.shrink import bundled_sample
+
+
+def recipe(tmp_path, model: str, extra: str = "") -> str:
+    shutil.copy(bundled_sample("messages", tools=True), tmp_path / "tools.jsonl")
+    (tmp_path / "r.yaml").write_text(
+        f"""\
+name: tools
+model: {{name_or_path: {model}}}
+data:
+  train: [{{path: tools.jsonl, format: messages}}]
+  max_length: 4096
+lora: {{r: 16, alpha: 32, target_modules: all-linear}}
+train: {{output_dir: {tmp_path / "runs"}, learning_rate: 2.0e-4, max_steps: 3000}}
+eval: {{tasks: [addition_mc]}}
+{extra}"""
+    )
+    return str(tmp_path / "r.yaml")
+
+
+@pytest.mark.slow
+def test_a_qwen3_tool_recipe_passes_every_item(tmp_path):
+    result = run_smoke(recipe(tmp_path, "Qwen/Qwen3-0.6B"), [])
+    items = {i.name: i for i in result.checklist.items}
+    assert result.checklist.passed, [(i.name, i.reason) for i in result.checklist.items if i.status == "fail"]
+    for name in (
+        "template renders every sample",
+        "labels cover only assistant turns",
+        "every trained turn ends with a stop token",
+        "LoRA target modules matched",
+        "vLLM LoRA preflight",
+        "served prompt = trained prompt (LoRA by name)",
+        "greedy answer equals transformers fp32 (LoRA by name)",
+        "generation stops at the stop token (LoRA by name)",
+        "response_format json_schema",
+        "tool call through the endpoint",
+        "tool parser 'hermes' reads the trained tool calls",
+        "lm-eval on the smoke model",
+    ):
+        assert items[name].status == "pass", (name, items.get(name))
+    assert "q_proj x2" in items["LoRA target modules matched"].reason
+    # The checklist is kept beside the smoke run (named after the recipe, apart from real runs).
+    saved = json.loads((result.run_dir / "smoke.json").read_text())
+    assert saved["passed"] and saved["family"] == "qwen3" and result.run_dir.parent.name == "tools-smoke"
+
+
+def test_tools_for_a_family_without_a_tool_parser_fail_before_training(tmp_path):
+    result = run_smoke(recipe(tmp_path, "google/gemma-3-1b-it"), [])
+    failed = [i for i in result.checklist.items if i.status == "fail"]
+    assert not result.checklist.passed and result.run_dir is None  # nothing trained, nothing written
+    assert any("vLLM has no tool-call parser for Gemma 3" in i.reason or "tool" in i.reason for i in failed), failed
+    assert not (tmp_path / "runs" / "tools-smoke").exists()
