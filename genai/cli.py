@@ -27,6 +27,11 @@ OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. train.learning_
 LatestOpt = typer.Option(
     False, "--latest", help="For a recipe: its newest finished run (default: its newest run that passed its gate)."
 )
+SmokeOpt = typer.Option(
+    False,
+    "--smoke",
+    help="The recipe on its model family's tiny build: a sample of its data, a few steps, CPU (genai families).",
+)
 InsecureOpt = typer.Option(
     False, "--insecure", help="Allow serve.host other than loopback without an API key (anyone can call it)."
 )
@@ -122,12 +127,18 @@ def train(
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder to create or resume."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Resume from this checkpoint folder."),
+    smoke: bool = SmokeOpt,
 ) -> None:
     """Fine-tune the recipe's model (LoRA, DoRA, QLoRA or full) and write the artifact."""
     from genai.preflight import preflight
     from genai.training.launch import start_training
 
-    resolved = _load(recipe, overrides)
+    if smoke:
+        from genai.smoke.flow import smoke_of
+
+        resolved = smoke_of(recipe, overrides or [])
+    else:
+        resolved = _load(recipe, overrides)
     preflight(resolved)
     result = start_training(resolved, resume=resume, run_dir=run_dir, checkpoint=checkpoint)
     typer.echo(f"run: {result.run_dir}")
@@ -155,10 +166,15 @@ def serve(
     overrides: list[str] | None = OverridesArg,
     latest: bool = LatestOpt,
     insecure: bool = InsecureOpt,
+    smoke: bool = SmokeOpt,
 ) -> None:
     """Serve the artifact with vLLM's OpenAI-compatible server until Ctrl-C."""
     from genai.serving.serve import serve_forever
 
+    if smoke:  # the recipe's newest smoke run
+        from genai.smoke.flow import latest_smoke_run
+
+        target, overrides = latest_smoke_run(target, overrides or []), []
     serve_forever(target, overrides or [], latest=latest, insecure=insecure)
 
 
@@ -215,6 +231,7 @@ def eval_(
     backend: str | None = typer.Option(None, help="hf | vllm | endpoint (default: eval.backend)."),
     latest: bool = LatestOpt,
     list_tasks: bool = typer.Option(False, "--list", help="List bundled suites' tasks and exit."),
+    smoke: bool = SmokeOpt,
 ) -> None:
     """Score base and fine-tuned with lm-eval; print the before/after table; apply the gate.
 
@@ -227,6 +244,10 @@ def eval_(
         return
     if target is None:
         raise GenaiError("genai eval needs a recipe or a run folder")
+    if smoke:  # the recipe's newest smoke run
+        from genai.smoke.flow import latest_smoke_run
+
+        target, overrides = latest_smoke_run(target, overrides or []), []
     from genai.evaluation.results import print_report
     from genai.evaluation.runner import evaluate
 
@@ -244,11 +265,25 @@ def run(
     keep_serving: bool = typer.Option(False, "--keep-serving", help="Keep the endpoint up until Ctrl-C."),
     sagemaker: bool = typer.Option(False, "--sagemaker", help="Train as a SageMaker job, then continue here."),
     insecure: bool = InsecureOpt,
+    smoke: bool = typer.Option(
+        False,
+        "--smoke",
+        help="Check the train-to-serve contract on the model family's tiny build (CPU, ~1 min): a checklist.",
+    ),
 ) -> None:
     """The whole path: train -> eval (base and fine-tuned) -> gate -> serve, resumable by stage.
 
-    Exit codes: 0 done, 2 bad input, 3 gate failed (nothing served).
+    Exit codes: 0 done, 2 bad input (or a failed --smoke item), 3 gate failed (nothing served).
     """
+    if smoke:
+        from genai.smoke.flow import run_smoke
+
+        result = run_smoke(recipe, overrides or [])
+        if result.run_dir is not None:
+            typer.echo(f"run: {result.run_dir}")
+        if not result.checklist.passed:
+            raise typer.Exit(ExitCode.USER_ERROR)
+        return
     from genai.pipeline import run_pipeline
 
     outcome = run_pipeline(
@@ -373,11 +408,14 @@ def sm_train(
     recipe: Path = RecipeArg,
     overrides: list[str] | None = OverridesArg,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact request and a cost estimate; send nothing."),
+    no_smoke: bool = typer.Option(
+        False, "--no-smoke", help="Submit without the smoke check that runs first (genai run RECIPE --smoke)."
+    ),
 ) -> None:
-    """Start the recipe as a SageMaker training job (SDK v3 ModelTrainer)."""
+    """Start the recipe as a SageMaker training job (SDK v3 ModelTrainer), after a --smoke run here."""
     from genai.sagemaker.commands import train as _train
 
-    _echo_json(_train(recipe, overrides or [], dry_run=dry_run))
+    _echo_json(_train(recipe, overrides or [], dry_run=dry_run, smoke=not no_smoke))
 
 
 @sm_app.command("status")

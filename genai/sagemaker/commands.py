@@ -12,11 +12,26 @@ from genai.runs import RECIPE_FILE, recipe_root
 from genai.sagemaker.session import boto_session, require_settings
 
 
-def train(recipe_path: Path, overrides: list[str], *, dry_run: bool) -> dict:
-    """Submit (or, dry run, only build) the training job; a local run folder awaits its download."""
+def train(recipe_path: Path, overrides: list[str], *, dry_run: bool, smoke: bool = True) -> dict:
+    """Submit (or, dry run, only build) the training job; a local run folder awaits its download.
+    A real submission runs the recipe's smoke check here first: a broken recipe fails in a minute
+    on this machine, not after an hour on a GPU."""
     from genai.sagemaker.submit import estimate, submit
 
     recipe = load_recipe(recipe_path, overrides)
+    if smoke and not dry_run:
+        from genai.sagemaker.submit import check
+
+        check(recipe)  # settings and preflight first: they take seconds
+        from genai.smoke.flow import run_smoke
+
+        result = run_smoke(recipe_path, overrides)
+        if not result.checklist.passed:
+            failed = [f"{i.name}: {i.reason}" for i in result.checklist.items if i.status == "fail"]
+            raise GenaiError(
+                "not submitted: the smoke check failed:\n  " + "\n  ".join(failed),
+                hint="fix the recipe (genai run RECIPE --smoke), or submit anyway with --no-smoke",
+            )
     job = submit(recipe, dry_run=dry_run)
     out = {
         "job": job.job_name,

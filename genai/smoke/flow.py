@@ -233,3 +233,18 @@ def _finish(checklist: Checklist, run_dir: Path | None, start: float, console: C
         atomic_write_json(run_dir / "smoke.json", {**checklist.to_dict(), "seconds": round(seconds, 1)})
     console.print("smoke: [green]passed[/]" if checklist.passed else "smoke: [bold red]FAILED[/] (see the items above)")
     return SmokeResult(checklist, run_dir, seconds)
+
+
+def smoke_of(recipe_path: str | Path, overrides: list[str]) -> Recipe:
+    """The smoke recipe of a recipe file (what `genai train --smoke` trains)."""
+    recipe = load_recipe(recipe_path, overrides)
+    family = family_of(recipe)
+    smoke, _ = smoke_recipe(recipe, family, Path(recipe_path).resolve().parent, Path(recipe.train.output_dir))
+    return smoke
+
+
+def latest_smoke_run(recipe_path: str | Path, overrides: list[str]) -> str:
+    """The newest finished smoke run of a recipe (what `genai eval/serve --smoke` take)."""
+    from genai.runs import latest_trained_run
+
+    return str(latest_trained_run(smoke_of(recipe_path, overrides)).path)

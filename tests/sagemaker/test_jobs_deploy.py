@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sagemaker
 
 def submitted_job(sm_recipe) -> str:
     boto3.client("s3").create_bucket(Bucket="genai-test")
-    out = genai_cli("sagemaker", "train", sm_recipe)
+    out = genai_cli("sagemaker", "train", sm_recipe, "--no-smoke")
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)["job"]
 

@@ -69,7 +69,7 @@ def test_spot_request_and_cost(sm_recipe):
 def test_submit_uploads_channels_and_creates_the_job(sm_recipe, moto_server, tmp_path):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="genai-test")
-    out = genai_cli("sagemaker", "train", sm_recipe)
+    out = genai_cli("sagemaker", "train", sm_recipe, "--no-smoke")
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="genai-test")["Contents"]}
@@ -98,7 +98,7 @@ def test_bad_inputs(sm_recipe, override, needle):
 
 
 def test_aws_error_is_one_clear_message(sm_recipe, moto_server):
-    out = genai_cli("sagemaker", "train", sm_recipe)  # the bucket does not exist in moto
+    out = genai_cli("sagemaker", "train", sm_recipe, "--no-smoke")  # the bucket does not exist in moto
     assert out.returncode == 2 and "AWS error" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -106,3 +106,14 @@ def test_the_job_code_folder_is_removed_after_submitting(sm_recipe, tmp_path):
     out = genai_cli("sagemaker", "train", sm_recipe, "--dry-run", env={"TMPDIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert not list(tmp_path.glob("genai-sm-src-*"))  # one copy of genai's code was left per submission
+
+
+def test_a_recipe_that_fails_its_smoke_is_not_submitted(sm_recipe, moto_server, tmp_path):
+    boto3.client("s3").create_bucket(Bucket="genai-test")
+    users_only = tmp_path / "users.jinja"  # renders no assistant turn: nothing would be trained
+    users_only.write_text("{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}")
+    out = genai_cli("sagemaker", "train", sm_recipe, f"model.chat_template={users_only}")
+    assert out.returncode == 2 and "not submitted: the smoke check failed" in out.stderr, out.stderr[-2000:]
+    assert "labels cover only assistant turns" in out.stderr and "--no-smoke" in out.stderr
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket="genai-test")  # nothing uploaded
+    assert not boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
