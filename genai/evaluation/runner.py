@@ -43,6 +43,10 @@ def _quiet_git_hash() -> None:
     evaluator.get_git_commit_hash = lambda: git_commit(Path.cwd())
 
 
+class DatasetUnavailable(GenaiError):
+    """An eval task's dataset cannot be loaded here (on the hub, and the hub is out of reach)."""
+
+
 def _run_lm_eval(model: str, args: dict, cfg: EvalSection, tm, backend: str) -> dict:
     from lm_eval import simple_evaluate
 
@@ -68,6 +72,11 @@ def _run_lm_eval(model: str, args: dict, cfg: EvalSection, tm, backend: str) -> 
         )
     except GenaiError:
         raise
+    except ConnectionError as exc:  # a task whose dataset lives on the hub, offline or unreachable
+        raise DatasetUnavailable(
+            f"eval.tasks: a task's dataset is not available here: {exc}",
+            hint="connect to the hub once (datasets caches it), or use a bundled suite (genai eval --list)",
+        ) from None
     except Exception as exc:  # lm-eval and the API client raise many types; the user needs one message
         if backend == "endpoint":
             raise GenaiError(

@@ -142,3 +142,9 @@ def test_endpoint_that_returns_errors(quickstart_run, broken_endpoint):
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "the endpoint returned errors during evaluation" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_hub_task_offline_is_one_clear_error(quickstart_run):
+    out = genai_cli("eval", quickstart_run, "eval.tasks=[arc_easy]", "eval.gate=[]", "eval.limit=2")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "a task's dataset is not available here" in out.stderr and "allenai/ai2_arc" in out.stderr
