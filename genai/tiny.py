@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -154,7 +155,6 @@ def _pretrain(model, tokenizer, spec: TinySpec) -> None:
     import random
 
     import torch
-    import torch.nn.functional as F
 
     rng = random.Random(spec.seed)
     threads = torch.get_num_threads()
@@ -183,41 +183,46 @@ def _pretrain(model, tokenizer, spec: TinySpec) -> None:
                 batches = [pairs[i : i + spec.pretrain_batch] for i in range(0, len(pairs), spec.pretrain_batch)]
                 rng.shuffle(batches)
             batch = batches.pop()
-            questions = [q for q, _ in batch]
-            answers = [a for _, a in batch]
-            ids = [head + q + tail + ans for q, ans in zip(questions, answers, strict=False)]
-            labels = [
-                [-100] * (len(head) + len(q) + len(tail)) + ans for q, ans in zip(questions, answers, strict=False)
-            ]
-            width = max(map(len, ids))
-            x = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in ids])
-            y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
-            mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in ids])[:, None]).long()
-            logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            prompts = [head + q + tail for q, _ in batch]
+            answer_step(model, opt, sched, prompts, [a for _, a in batch], tokenizer.pad_token_id)
         model.eval()
     finally:
         torch.set_num_threads(threads)
 
 
-def ensure_tiny_model(spec: TinySpec = TinySpec()) -> Path:
-    """Return the cached tiny model folder, building it atomically on first use."""
-    target = tiny_model_dir(spec)
+def answer_step(model, opt, sched, prompts: list[list[int]], answers: list[list[int]], pad_id: int) -> None:
+    """One optimizer step on a padded batch of prompt + answer rows, the loss on the answers only."""
+    import torch
+    import torch.nn.functional as F
+
+    ids = [p + a for p, a in zip(prompts, answers, strict=True)]
+    labels = [[-100] * len(p) + a for p, a in zip(prompts, answers, strict=True)]
+    width = max(map(len, ids))
+    x = torch.tensor([r + [pad_id] * (width - len(r)) for r in ids])
+    y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+    mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in ids])[:, None]).long()
+    logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def build_once(target: Path, model_id: str, build: Callable[[Path], object]) -> Path:
+    """`target`, built by `build(folder)` into a temporary folder and renamed into place atomically
+    on first use (a concurrent build that wins the race is kept)."""
     if (target / "genai_tiny.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-build-", dir=target.parent))
     try:
         from genai.console import activity
 
-        # Once per machine (~2 min on 2 cores): say so, or the first run looks hung.
-        with activity(f"building {TINY_ID} once into {target}", f"built {TINY_ID} in {{seconds}}"):
-            build_tiny_model(tmp, spec)
+        # Once per machine: say so, or the first run looks hung.
+        with activity(f"building {model_id} once into {target}", f"built {model_id} in {{seconds}}"):
+            build(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; the cache is shared like any model folder
         try:
             os.rename(tmp, target)
@@ -228,3 +233,8 @@ def ensure_tiny_model(spec: TinySpec = TinySpec()) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def ensure_tiny_model(spec: TinySpec = TinySpec()) -> Path:
+    """Return the cached tiny model folder, building it atomically on first use (~2 min on 2 cores)."""
+    return build_once(tiny_model_dir(spec), TINY_ID, lambda folder: build_tiny_model(folder, spec))

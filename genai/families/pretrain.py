@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass
 
 from genai.families.family import Family
+from genai.tiny import answer_step
 from genai.tiny_mix import draw
 
 THREADS = 1  # fixed, not the machine's: the same weights wherever it is built (same CPU kind)
@@ -46,7 +47,6 @@ def turn_pieces(tokenizer, family: Family) -> tuple[str, str, str, str]:
 def pretrain(model, tokenizer, family: Family, plan: Pretrain = Pretrain()) -> None:
     """Train `model` in place on the tiny_mix questions in `family`'s chat format."""
     import torch
-    import torch.nn.functional as F
 
     rng = random.Random(plan.seed)
     head, tail, before, after = turn_pieces(tokenizer, family)
@@ -65,19 +65,7 @@ def pretrain(model, tokenizer, family: Family, plan: Pretrain = Pretrain()) -> N
             drawn = [draw(rng) for _ in range(plan.batch)]
             prompts = tokenizer([head + q + tail for q, _ in drawn], add_special_tokens=False)["input_ids"]
             answers = tokenizer([before + a + after for _, a in drawn], add_special_tokens=False)["input_ids"]
-            ids = [p + a for p, a in zip(prompts, answers, strict=True)]
-            labels = [[-100] * len(p) + a for p, a in zip(prompts, answers, strict=True)]
-            width = max(map(len, ids))
-            x = torch.tensor([r + [pad] * (width - len(r)) for r in ids])
-            y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
-            mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in ids])[:, None]).long()
-            logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            answer_step(model, opt, sched, prompts, answers, pad)
         model.eval()
     finally:
         torch.set_num_threads(threads)

@@ -75,7 +75,8 @@ def run_smoke(recipe_path: str | Path, overrides: list[str], console: Console | 
     run_dir = _train(smoke, checklist)
     if run_dir is None:
         return _finish(checklist, None, start, console)
-    _artifact_checks(smoke, run_dir, family, checklist)
+    _artifact_checks(smoke, run_dir, checklist)
+    _merged_parity(run_dir, _questions(examples, tokenizer, template), checklist)
     _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, checklist, console)
     if tool_examples and family.tool_parser:
         ex = tool_examples[0]
@@ -130,7 +131,37 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
-def _artifact_checks(smoke: Recipe, run_dir: Path, family: Family, checklist: Checklist) -> None:
+def _questions(examples: list[Example], tokenizer, template: str | None, n: int = 3) -> list[str]:
+    """Short chat prompts from the data: each conversation's system turn and its last question."""
+    prompts = []
+    for ex in examples:
+        if ex.messages and len(prompts) < n:
+            msgs = ex.messages[: _last_answer(ex)]
+            asked = [m for m in msgs if m["role"] == "system"] + [m for m in msgs if m["role"] == "user"][-1:]
+            prompts.append(render_chat(tokenizer, template, asked, True, origin=ex.origin))
+    return prompts
+
+
+def _merged_parity(run_dir: Path, prompts: list[str], checklist: Checklist) -> None:
+    """The merged model answers as the adapter on its base does (transformers, fp32, greedy)."""
+    import json
+
+    merged, adapter = run_dir / "merged", run_dir / "adapter"
+    if not prompts or not (merged / "config.json").exists():
+        checklist.skip("merged model = adapter (transformers fp32)", "no merged model or no chat prompt")
+        return
+    base = Path(json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"])
+    with_adapter = model_checks.greedy(base, prompts, 24, adapter=adapter)
+    folded = model_checks.greedy(merged, prompts, 24)
+    same = with_adapter == folded
+    checklist.check(
+        "merged model = adapter (transformers fp32)",
+        same,
+        f"{len(prompts)} greedy answers equal" if same else f"adapter {with_adapter} vs merged {folded}",
+    )
+
+
+def _artifact_checks(smoke: Recipe, run_dir: Path, checklist: Checklist) -> None:
     if not smoke.lora.enabled:
         checklist.skip("LoRA target modules matched", "full fine-tuning")
         checklist.skip("vLLM LoRA preflight", "full fine-tuning: the model is served as it is")
