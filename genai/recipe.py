@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from genai.errors import GenaiError
 from genai.yamlio import line_for, load_yaml_with_lines
@@ -39,6 +39,19 @@ class ModelSection(Section):
         None, description="Named template (see `genai templates`) or a .jinja file; default: the tokenizer's."
     )
     load_in_4bit: bool = Field(False, description="QLoRA: load the base in 4-bit (needs a CUDA GPU and bitsandbytes).")
+    chat_template_kwargs: dict[str, bool | int | float | str] = Field(
+        default_factory=dict,
+        description="Template switches used in training and baked into the artifact's template as defaults, "
+        "so the server renders the same, e.g. {enable_thinking: false} for Qwen3.",
+    )
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_names(cls, value: dict) -> dict:
+        bad = [k for k in value if not k.isidentifier()]
+        if bad:
+            raise ValueError(f"template variable names must be identifiers, got {bad}")
+        return value
 
 
 class DataSource(Section):

@@ -68,9 +68,27 @@ def resolve_template(name_or_path: str | None, tokenizer) -> str:
     return template
 
 
+def _literal(value: bool | int | float | str) -> str:
+    """A Jinja literal (true/false, numbers, quoted strings)."""
+    import json
+
+    return str(value).lower() if isinstance(value, bool) else json.dumps(value)
+
+
+def with_defaults(template: str, kwargs: dict) -> str:
+    """The template with `kwargs` as defaults of its variables: training renders with them, and the
+    artifact carries them, so a server that passes no chat_template_kwargs renders the same prompt
+    (a request may still set them)."""
+    head = "".join(
+        f"{{%- if {name} is not defined %}}{{%- set {name} = {_literal(value)} %}}{{%- endif %}}"
+        for name, value in kwargs.items()
+    )
+    return head + template
+
+
 def template_for(recipe: Recipe, tokenizer) -> str | None:
     """The chat template a recipe trains with: needed by chat-format data or a named template, else None."""
     chat = any(s.format in CHAT_FORMATS for s in [*recipe.data.train, *recipe.data.eval])
     if chat or recipe.model.chat_template:
-        return resolve_template(recipe.model.chat_template, tokenizer)
+        return with_defaults(resolve_template(recipe.model.chat_template, tokenizer), recipe.model.chat_template_kwargs)
     return None

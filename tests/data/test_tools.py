@@ -126,3 +126,39 @@ def test_a_template_that_rerenders_past_turns_trains_one_sample_per_turn(tiny_to
         assert tiny_tokenizer.decode(masked) == prompt
     trained = [tiny_tokenizer.decode([t for t, m in zip(s.input_ids, s.trained, strict=True) if m]) for s in samples]
     assert '"name": "get_weather"' in trained[0] and trained[1].endswith("21 degrees.<|im_end|>\n")
+
+
+def test_template_switches_are_trained_and_baked_into_the_artifacts_template(tiny_tokenizer, tmp_path):
+    """model.chat_template_kwargs (Qwen3's enable_thinking) render the training prompts and become the
+    defaults of the template the artifact carries, so a server passing nothing renders the same."""
+    from genai.data.templates import template_for
+    from genai.families.registry import get_family
+    from genai.recipe import load_recipe
+
+    (tmp_path / "q.jinja").write_text(get_family("qwen3").chat_template)
+    (tmp_path / "d.jsonl").write_text('{"instruction": "hi", "output": "yo"}\n')
+    (tmp_path / "r.yaml").write_text(
+        "name: q\nmodel: {name_or_path: x, chat_template: q.jinja, chat_template_kwargs: {enable_thinking: false}}\n"
+        "data: {train: [{path: d.jsonl}]}\n"
+    )
+    template = template_for(load_recipe(tmp_path / "r.yaml"), tiny_tokenizer)
+    msgs = [{"role": "user", "content": "hi"}]
+    off = tiny_tokenizer.apply_chat_template(msgs, chat_template=template, tokenize=False, add_generation_prompt=True)
+    assert off.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    on = tiny_tokenizer.apply_chat_template(
+        msgs, chat_template=template, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    )
+    assert on.endswith("<|im_start|>assistant\n")  # a request can still turn it on
+
+
+def test_a_template_switch_name_must_be_an_identifier(tmp_path):
+    from genai.errors import GenaiError
+    from genai.recipe import load_recipe
+
+    (tmp_path / "d.jsonl").write_text('{"instruction": "hi", "output": "yo"}\n')
+    (tmp_path / "r.yaml").write_text(
+        "name: q\nmodel: {name_or_path: x, chat_template_kwargs: {enable thinking: false}}\n"
+        "data: {train: [{path: d.jsonl}]}\n"
+    )
+    with pytest.raises(GenaiError, match="model.chat_template_kwargs"):
+        load_recipe(tmp_path / "r.yaml")
