@@ -56,6 +56,15 @@ def tiny_tokenizer(tiny_model_path):
     return AutoTokenizer.from_pretrained(tiny_model_path)
 
 
+def sigint_default() -> None:
+    """Popen preexec_fn: Ctrl-C reaches the child even when this test run was started in the background
+    (a shell starts background jobs with SIGINT ignored, the child inherits that, and Python then
+    never raises KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def genai_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None):
     """Run the real `genai` console script in a subprocess."""
     exe = Path(sys.executable).with_name("genai")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sigint_default
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -41,6 +41,7 @@ def served(quickstart_run):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "GENAI_API_KEY": KEY},
+        preexec_fn=sigint_default,
     )
     lines = []
     deadline = time.time() + 600
@@ -57,7 +58,7 @@ def served(quickstart_run):
         "run": quickstart_run,
     }
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=180)  # vLLM's shutdown takes seconds, minutes on a loaded 2-core machine
+    proc.wait(timeout=60)
 
 
 def client(url, key=KEY):
@@ -253,7 +254,7 @@ def test_sigint_shuts_down_cleanly(served):
         tmpdirs |= {Path(e.split(b"=", 1)[1].decode()) for e in env if e.startswith(b"TMPDIR=")}
     assert tmpdirs and all(d.name.startswith("genai-vllm-") for d in tmpdirs)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=180)  # vLLM's shutdown takes seconds, minutes on a loaded 2-core machine
+    proc.wait(timeout=60)
     assert proc.returncode == 0
     time.sleep(1)
     for pid in children:

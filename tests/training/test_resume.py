@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import genai_cli
+from tests.conftest import genai_cli, sigint_default
 from tests.training.conftest import last_step, train_then_kill
 
 ARGS = [
@@ -78,10 +78,10 @@ def test_ctrl_c_says_how_to_resume(small_recipe, tmp_path):
     run = tmp_path / "runs" / "small" / "a"
     exe = Path(sys.executable).with_name("genai")
     proc = subprocess.Popen(
-        # Long enough that the run cannot finish before the signal, however loaded the machine is.
-        [str(exe), "train", str(small_recipe), "--run-dir", str(run), *ARGS, "train.max_steps=5000"],
+        [str(exe), "train", str(small_recipe), "--run-dir", str(run), *ARGS],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
     )
     deadline = time.time() + 300
     while last_step(run) < 12 and proc.poll() is None and time.time() < deadline:
