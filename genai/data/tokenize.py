@@ -34,8 +34,8 @@ def render_chat(
         )
     except TemplateError as e:
         raise GenaiError(
-            f"{origin or 'chat data'}: the chat template refuses this conversation: {e}",
-            hint="fix the record, or choose a template (model.chat_template) that renders it",
+            f"{origin or 'chat data'}: the chat template cannot render this record: {type(e).__name__}: {e}",
+            hint="fix the record, or choose another template (model.chat_template)",
         ) from None
 
 

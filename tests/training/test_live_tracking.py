@@ -44,7 +44,8 @@ def test_metrics_reach_mlflow_during_training_and_resume_continues_the_run(small
     client = mlflow_client(tmp_path)
     run_id = json.loads((run / "tracking.json").read_text())["mlflow_run_id"]
     steps = {m.step for m in client.get_metric_history(run_id, "loss")}
-    assert {1, 5, 10, 15} <= steps and 30 not in steps
+    # (step 15 itself may be lost: SIGKILL can land between metrics.jsonl and MLflow's write)
+    assert {1, 5, 10} <= steps and 30 not in steps
     assert client.get_run(run_id).data.params["lora.r"] == "8"
 
     out = genai_cli("train", small_recipe, "--resume", "--run-dir", run, *ARGS)
