@@ -9,8 +9,8 @@ prompt, but in its own style ("68." where the task wants "68") and without ever 
 so it scores ~0% exact match on any chat task until fine-tuned. LoRA on a random-weight model
 cannot learn (its tied embeddings are too small to produce confident logits); LoRA on this base
 learns the quickstart's sums in under a minute and simple string tasks in their own phrasing.
-Sum pairs that `is_held_out` selects and words that `is_held_out_word` selects are never
-trained on by the base.
+Sum pairs that `tiny_mix.is_held_out` selects and words that `tiny_mix.is_held_out_word` selects
+are never trained on by the base.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from genai.home import genai_home
-from genai.tiny_mix import SUM_PHRASINGS as PHRASINGS  # noqa: F401  (re-exported for the data builder)
-from genai.tiny_mix import draw, is_held_out, is_held_out_word  # noqa: F401
+from genai.tiny_mix import draw
 
 TINY_ID = "genai/tiny-llama"
 BUILDER_VERSION = 7

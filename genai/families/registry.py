@@ -147,6 +147,17 @@ _register(
     )
 )
 
+# Gemma 2 and 3 share one tokenizer convention: <bos> written by the template, turns closed by
+# <end_of_turn>, no tool-call format.
+_GEMMA_TOKENS = dict(
+    stop_tokens=("<end_of_turn>", "<eos>"),
+    eos_token="<eos>",
+    bos_token="<bos>",
+    template_writes_bos=True,
+    pad_token="<pad>",
+    special_tokens=("<start_of_turn>",),
+)
+
 _register(
     Family(
         name="gemma3",
@@ -155,16 +166,11 @@ _register(
         model_types=("gemma3_text", "gemma3"),
         architectures=("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"),
         name_patterns=(r"(?i)gemma-?3(?!n)",),
-        stop_tokens=("<end_of_turn>", "<eos>"),
-        eos_token="<eos>",
-        bos_token="<bos>",
-        template_writes_bos=True,
-        pad_token="<pad>",
+        **_GEMMA_TOKENS,
         chat_template=templates.GEMMA3,
         lora_targets=LLAMA_TARGETS,
         tool_parser=None,
         reasoning_parser=None,
-        special_tokens=("<start_of_turn>",),
         tiny=TinyShape(
             "Gemma3ForCausalLM",
             "Gemma3TextConfig",
@@ -198,16 +204,11 @@ _register(
         model_types=("gemma2",),
         architectures=("Gemma2ForCausalLM",),
         name_patterns=(r"(?i)gemma-?2",),
-        stop_tokens=("<end_of_turn>", "<eos>"),
-        eos_token="<eos>",
-        bos_token="<bos>",
-        template_writes_bos=True,
-        pad_token="<pad>",
+        **_GEMMA_TOKENS,
         chat_template=templates.GEMMA2,
         lora_targets=LLAMA_TARGETS,
         tool_parser=None,
         reasoning_parser=None,
-        special_tokens=("<start_of_turn>",),
         tiny=TinyShape(
             "Gemma2ForCausalLM",
             "Gemma2Config",

@@ -92,16 +92,23 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
     trust = recipe.model.trust_remote_code
     # A merged or fully fine-tuned model has no adapter to drop: its base is the recipe's model.
     base = resolve_model_path(recipe.model)
-    if serve.artifact == "merged":
+    fallback = None
+    if kind == "adapter" and serve.artifact == "auto" and (problems := adapter_problems(run / "adapter")):
+        fallback = _merge_for_vllm(run, problems)
+    if serve.artifact == "merged" or fallback:
         merged = Run(run).merged_dir
         if not (merged / "config.json").exists():
             raise GenaiError(f"{run}: no merged model", hint=f"genai merge {run}, or serve.artifact=adapter")
         check_weights(merged, "merged model")
         return ServeTarget(
-            model=str(merged), model_name=name, artifact_dir=merged, trust_remote_code=trust, run_dir=run, base=base
+            model=str(merged),
+            model_name=name,
+            artifact_dir=merged,
+            trust_remote_code=trust,
+            run_dir=run,
+            base=base,
+            chosen=fallback,
         )
-    if kind == "adapter" and serve.artifact == "auto" and (problems := adapter_problems(run / "adapter")):
-        return _merged_instead(run, name, trust, base, problems)
     if kind == "adapter":
         check_weights(run / "adapter", "adapter")
         target = _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
@@ -118,26 +125,16 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
     )
 
 
-def _merged_instead(run: Path, name: str, trust: bool, base: str, problems: list[str]) -> ServeTarget:
-    """An adapter vLLM refuses is served merged (merging it now if needed); said and recorded."""
-    merged = Run(run).merged_dir
-    if not (merged / "config.json").exists():
+def _merge_for_vllm(run: Path, problems: list[str]) -> str:
+    """An adapter vLLM refuses is served merged: merge it now if needed, record why, and say it."""
+    if not (Run(run).merged_dir / "config.json").exists():
         from genai.training.export import merge_run
 
         check_weights(run / "adapter", "adapter")
         merge_run(Run(run))
-    check_weights(merged, "merged model")
     why = f"serving the merged model: vLLM cannot load this adapter by name ({'; '.join(problems)})"
     Run(run).update_manifest(serve_fallback={"artifact": "merged", "why": why})
-    return ServeTarget(
-        model=str(merged),
-        model_name=name,
-        artifact_dir=merged,
-        trust_remote_code=trust,
-        run_dir=run,
-        base=base,
-        chosen=why,
-    )
+    return why
 
 
 def resolve(

@@ -143,9 +143,11 @@ class EngineOptions:
 
 def trained_on_tools(target: ServeTarget) -> bool:
     """Whether the run's training data had tools or tool calls (its manifest's data stats)."""
-    if target.run_dir is None or not (target.run_dir / "manifest.json").exists():
+    from genai.runs import Run
+
+    if target.run_dir is None or not Run(target.run_dir).manifest_file.exists():
         return False
-    return bool(json.loads((target.run_dir / "manifest.json").read_text()).get("data", {}).get("tool_calls"))
+    return bool(Run(target.run_dir).manifest().get("data", {}).get("tool_calls"))
 
 
 def tool_parser(target: ServeTarget, serve: ServeSection) -> str | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import urllib.request
 
 from rich.console import Console
 
@@ -91,13 +89,5 @@ def sample_request(recipe: Recipe) -> list[dict]:
 
 def ask(server: Server, messages: list[dict], max_tokens: int = 64) -> str:
     """One greedy chat completion from the fine-tuned model."""
-    body = json.dumps(
-        {"model": server.target.default_name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-    ).encode()
-    req = urllib.request.Request(
-        f"{server.base_url}/chat/completions",
-        data=body,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key(server.serve) or 'none'}"},
-    )
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read())["choices"][0]["message"]["content"]
+    body = {"model": server.target.default_name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    return server.post_json("/v1/chat/completions", body)["choices"][0]["message"]["content"]

@@ -8,6 +8,7 @@ engine process with it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -129,6 +130,16 @@ class Server:
     def base_url(self) -> str:
         """The OpenAI base URL (.../v1)."""
         return f"{self.root_url}/v1"
+
+    def post_json(self, path: str, body: dict, timeout: float = 120) -> dict:
+        """POST a JSON body to `path` under root_url (e.g. /v1/chat/completions), with the API key."""
+        req = urllib.request.Request(
+            self.root_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key(self.serve) or 'none'}"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
 
     def start(self, on_wait=None) -> Server:
         """Launch the server in its own process group and wait until it is healthy."""

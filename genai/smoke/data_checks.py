@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from genai.data.formats import Example
 from genai.data.tokenize import Tokenized, tokenize_turns
 from genai.errors import GenaiError
@@ -11,15 +13,8 @@ from genai.smoke.checklist import Checklist
 
 def _spans(tok: Tokenized) -> list[list[int]]:
     """The runs of trained token ids."""
-    spans: list[list[int]] = []
-    for token, trained in zip(tok.input_ids, tok.trained, strict=True):
-        if trained:
-            if not spans or spans[-1] is None:
-                spans.append([])
-            spans[-1].append(token)
-        elif spans and spans[-1] is not None:
-            spans.append(None)
-    return [s for s in spans if s]
+    pairs = zip(tok.input_ids, tok.trained, strict=True)
+    return [[token for token, _ in run] for trained, run in groupby(pairs, key=lambda p: p[1]) if trained]
 
 
 def _ends_with_stop(span: list[int], stop_ids: set[int], tokenizer) -> bool:

@@ -20,19 +20,10 @@ SCHEMA = {
 }
 
 
-def post(server, path: str, body: dict, *, root: bool = False) -> dict:
-    """POST JSON to the server (/v1/... by default; `root` for vLLM's own /tokenize)."""
-    from genai.serving.server import api_key
-
-    base = server.base_url.removesuffix("/v1") if root else server.base_url
-    req = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key(server.serve) or 'none'}"},
-    )
+def post(server, path: str, body: dict) -> dict:
+    """POST JSON to the server (`path` under its root: /v1/..., or vLLM's own /tokenize)."""
     try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return json.loads(resp.read())
+        return server.post_json(path, body)
     except urllib.error.HTTPError as e:  # the server's own message says what went wrong
         raise GenaiError(f"POST {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:300]}") from None
 
@@ -56,7 +47,7 @@ def prompt_parity(server, messages: list[dict], trained_ids: list[int], tools, c
     body = {"model": server.target.default_name, "messages": openai_messages(messages), "add_generation_prompt": True}
     if tools:
         body["tools"] = tools
-    served = post(server, "/tokenize", body, root=True)["tokens"]
+    served = post(server, "/tokenize", body)["tokens"]
     if served == trained_ids:
         checklist.check(f"served prompt = trained prompt ({what})", True, f"{len(served)} tokens, identical")
         return
@@ -82,7 +73,7 @@ def greedy_and_stop(
         "max_tokens": 48,
         "temperature": 0,
     } | ({"tools": tools} if tools else {})
-    choice = post(server, "/chat/completions", body)["choices"][0]
+    choice = post(server, "/v1/chat/completions", body)["choices"][0]
     answer = choice["message"].get("content") or ""
     checklist.check(
         f"greedy answer equals transformers fp32 ({what})",
@@ -107,7 +98,7 @@ def json_schema(server, checklist: Checklist) -> None:
         "temperature": 0,
         "response_format": {"type": "json_schema", "json_schema": {"name": "measurement", "schema": SCHEMA}},
     }
-    content = post(server, "/chat/completions", body)["choices"][0]["message"].get("content") or ""
+    content = post(server, "/v1/chat/completions", body)["choices"][0]["message"].get("content") or ""
     try:
         obj = json.loads(content)
         ok = (
@@ -152,7 +143,7 @@ def tool_call_request(server, messages: list[dict], tools: list[dict], checklist
     name = tools[0]["function"]["name"]
     base = {"model": server.target.default_name, "messages": openai_messages(messages), "tools": tools}
     base |= {"max_tokens": 64, "temperature": 0}
-    auto = post(server, "/chat/completions", {**base, "tool_choice": "auto"})["choices"][0]["message"]
+    auto = post(server, "/v1/chat/completions", {**base, "tool_choice": "auto"})["choices"][0]["message"]
     if auto.get("tool_calls"):
         call = auto["tool_calls"][0]["function"]
         checklist.check(
@@ -162,7 +153,7 @@ def tool_call_request(server, messages: list[dict], tools: list[dict], checklist
         )
         return
     named = {"type": "function", "function": {"name": name}}
-    forced = post(server, "/chat/completions", {**base, "tool_choice": named})["choices"][0]["message"]
+    forced = post(server, "/v1/chat/completions", {**base, "tool_choice": named})["choices"][0]["message"]
     calls = forced.get("tool_calls") or []
     ok = bool(calls) and calls[0]["function"]["name"] == name
     checklist.check(

@@ -198,10 +198,7 @@ def _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, chec
         checklist.check(
             f"loads in vLLM ({what})", True, f"{served.model}" + (f" + {served.adapter}" if served.adapter else "")
         )
-        if served.adapter is not None:
-            expected = model_checks.greedy(Path(served.model), [asked], 48, adapter=served.adapter)[0]
-        else:
-            expected = model_checks.greedy(Path(served.model), [asked], 48)[0]
+        expected = model_checks.greedy(Path(served.model), [asked], 48, adapter=served.adapter)[0]
         requests = (
             (
                 "served prompt",

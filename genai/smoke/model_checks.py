@@ -7,8 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from genai.serving.artifact import adapter_problems
-from genai.serving.lora_check import vllm_rank
+from genai.serving.lora_check import vllm_lora_problems, vllm_rank
 from genai.smoke.checklist import Checklist
 
 
@@ -33,8 +32,8 @@ def lora_targets(adapter: Path, wanted: str | list[str], checklist: Checklist) -
 
 def vllm_lora(adapter: Path, checklist: Checklist) -> bool:
     """Whether vLLM can load the adapter by name; when not, the run is served merged (and said)."""
-    problems = adapter_problems(adapter)
     cfg = json.loads((adapter / "adapter_config.json").read_text())
+    problems = vllm_lora_problems(cfg)
     if problems:
         checklist.check(
             "vLLM LoRA preflight", True, f"not loadable as LoRA ({'; '.join(problems)}): serving the merged model"
