@@ -65,6 +65,21 @@ def torch_dtype(name: str):
     return getattr(torch, name)
 
 
+def soft_capping_attention(path: str | Path, **hub_kwargs) -> str | None:
+    """'eager' for a model that soft-caps its attention logits (Gemma 2), else None (transformers' default).
+
+    transformers' default sdpa attention skips the soft-capping without a word: such a model would
+    train and score as a different function from the one vLLM serves (on the tiny Gemma 2, log-probs
+    off by 3e-3 where eager agrees with vLLM to 1e-6)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), **hub_kwargs)
+    except (OSError, ValueError):
+        return None  # loading the model itself reports what is wrong
+    return "eager" if getattr(config, "attn_logit_softcapping", None) else None
+
+
 def load_model(model: ModelSection, path: str | None = None, *, for_training: bool = True):
     """The base model from safetensors (4-bit for QLoRA); a clear error when it cannot be loaded."""
     import torch
@@ -72,8 +87,9 @@ def load_model(model: ModelSection, path: str | None = None, *, for_training: bo
 
     path = path or resolve_model_path(model)
     kwargs = dict(_hub_kwargs(model), dtype=torch_dtype(model.dtype), use_safetensors=True)
-    if model.attn_implementation:
-        kwargs["attn_implementation"] = model.attn_implementation
+    attention = model.attn_implementation or soft_capping_attention(path, **_hub_kwargs(model))
+    if attention:
+        kwargs["attn_implementation"] = attention
     if model.load_in_4bit:
         if not torch.cuda.is_available():
             raise GenaiError(

@@ -145,6 +145,31 @@ def test_genai_families(genai_main):
     assert {r["name"]: r["tool_parser"] for r in rows}["qwen3"] == "hermes"
 
 
+def test_genai_families_names_some_and_checks_their_names_first(genai_main):
+    code, out, _ = genai_main("families", "qwen3", "--json")
+    assert code == 0 and [r["name"] for r in json.loads(out)] == ["qwen3"]
+    # Bad names and methods fail at once (exit 2), before any training or engine start.
+    code, _, err = genai_main("families", "qwen3", "gpt2", "--check")
+    assert code == ExitCode.USER_ERROR and "gpt2" in err and "llama3" in err
+    code, _, err = genai_main("families", "qwen3", "--check", "--methods", "lora,qlora")
+    assert code == ExitCode.USER_ERROR and "qlora" in err and "lora, dora, full" in err
+
+
+@pytest.mark.slow
+def test_soft_capping_models_load_with_eager_attention():
+    """Gemma 2 soft-caps attention logits, which transformers' default sdpa skips: genai trains, scores
+    and compares it with eager attention (the function vLLM serves); other families keep the default."""
+    from genai.models import load_model
+    from genai.recipe import ModelSection
+
+    gemma2 = load_model(ModelSection(name_or_path="genai/tiny-gemma2", dtype="float32"))
+    llama3 = load_model(ModelSection(name_or_path="genai/tiny-llama3", dtype="float32"))
+    assert gemma2.config._attn_implementation == "eager"
+    assert llama3.config._attn_implementation == "sdpa"
+    chosen = load_model(ModelSection(name_or_path="genai/tiny-gemma2", dtype="float32", attn_implementation="sdpa"))
+    assert chosen.config._attn_implementation == "sdpa"  # the recipe's own choice stands
+
+
 def _tokenizer_checks(family, tok):
     ids = tok.convert_tokens_to_ids
     for t in family.all_special_tokens() + family.added_tokens:  # each one id, decoded back

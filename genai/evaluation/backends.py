@@ -36,6 +36,7 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
     """transformers in this process: the adapter through PEFT, or the full model."""
     import torch
 
+    from genai.models import soft_capping_attention
     from genai.serving.engine import resolve_dtype
 
     gpu = torch.cuda.is_available()
@@ -50,6 +51,8 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
     }
     if which == "tuned" and target.adapter is not None:
         args["peft"] = str(target.adapter)
+    if attention := soft_capping_attention(target.model, trust_remote_code=target.trust_remote_code):
+        args["attn_implementation"] = attention  # scored as trained and served (genai.models)
     yield "hf", args
 
 

@@ -50,8 +50,11 @@ def greedy(model_dir: Path, prompts: list[str], max_new_tokens: int, *, adapter:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from genai.models import soft_capping_attention
+
     tok = AutoTokenizer.from_pretrained(adapter or model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
+    attention = {"attn_implementation": a} if (a := soft_capping_attention(model_dir)) else {}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True, **attention)
     if adapter is not None:
         from peft import PeftModel
 
