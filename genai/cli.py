@@ -335,15 +335,34 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="One JSON object p
 
 
 @app.command()
-def families(as_json: bool = typer.Option(False, "--json", help="One JSON object per family, for scripts.")) -> None:
+def families(
+    names: list[str] = typer.Argument(None, help="Only these families (default: all)."),
+    check: bool = typer.Option(
+        False, "--check", help="Train each on its tiny build, merge, and load in vLLM: greedy parity with transformers."
+    ),
+    methods: str = typer.Option("lora,dora,full", "--methods", help="With --check: which of lora, dora, full."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+) -> None:
     """The model families genai knows: how each is recognised, its stop tokens, BOS, thinking switch,
-    LoRA targets, vLLM tool and reasoning parsers, and its tiny offline build."""
-    from genai.families import family_rows, print_families
+    LoRA targets, vLLM tool and reasoning parsers, and its tiny offline build.
 
-    if as_json:
-        _echo_json(family_rows())
+    With --check: each family x method trains a few steps on its tiny build, merges, and loads in vLLM
+    (adapter by name where vLLM takes it, merged, full); exit 2 unless every answer equals transformers'."""
+    from genai.families import FAMILIES, family_rows, get_family, print_families
+
+    chosen = [get_family(n).name for n in names] if names else list(FAMILIES)
+    if check:
+        from genai.families.matrix import check_families, parse_methods
+
+        cells = check_families(chosen, parse_methods(methods), report=(lambda _: None) if as_json else print)
+        if as_json:
+            _echo_json([c.as_dict() for c in cells])
+        if not all(c.passed for c in cells):
+            raise typer.Exit(ExitCode.USER_ERROR)
+    elif as_json:
+        _echo_json([r for r in family_rows() if r["name"] in chosen])
     else:
-        print_families()
+        print_families(chosen)
 
 
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)

@@ -41,8 +41,8 @@ def _thinking(row: dict) -> str | None:
     return f"{switch}={row['template_kwargs'].get(switch)}"
 
 
-def print_families() -> None:
-    """The families as a terminal table (`--json` has every field)."""
+def print_families(names: list[str] | None = None) -> None:
+    """The families (all, or those named) as a terminal table (`--json` has every field)."""
     from rich.console import Console
 
     from genai.textfmt import print_table
@@ -60,5 +60,6 @@ def print_families() -> None:
             r["tiny_build"],
         ]
         for r in family_rows()
+        if names is None or r["name"] in names
     ]
     print_table(COLUMNS, rows, console=Console(width=200))

@@ -204,5 +204,7 @@ def set_in_process_engine_env(serve: ServeSection, *, gpu: bool) -> None:
     """Environment for vLLM's LLM class in this process (genai generate, eval's vllm backend). On CPU
     the engine then runs here: otherwise vLLM spawns an engine and a worker process, each importing
     torch and vLLM again (bench P3: a quickstart eval 57 s -> 23 s)."""
-    for name, value in {"VLLM_NO_USAGE_STATS": "1", **engine_env(serve, gpu=gpu)}.items():
+    # vLLM logs to stdout by default; in this process stdout is the command's output (--json).
+    quiet = {"VLLM_NO_USAGE_STATS": "1", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
+    for name, value in {**quiet, **engine_env(serve, gpu=gpu)}.items():
         os.environ.setdefault(name, value)
