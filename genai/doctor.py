@@ -218,14 +218,15 @@ def probe_url(url: str, timeout: float) -> bool:
     return answered.is_set()
 
 
-def _truthy(name: str) -> bool:
+def env_flag(name: str) -> bool:
+    """Whether an environment switch is on (1, true, yes, on)."""
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def check_hub(probe: Callable[[str, float], bool] = probe_url) -> list[Check]:
     """Whether the Hugging Face Hub (or HF_ENDPOINT) answers; HF_HUB_OFFLINE=1: not probed at all."""
     offline = "models must be local paths (or already in the Hugging Face cache)"
-    if _truthy("HF_HUB_OFFLINE") or _truthy("TRANSFORMERS_OFFLINE"):
+    if env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE"):
         return [Check("hub", "warn", f"offline (HF_HUB_OFFLINE=1): {offline}")]
     url = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     if probe(url, HUB_TIMEOUT_S):

@@ -63,6 +63,31 @@ def prompt_parity(server, messages: list[dict], trained_ids: list[int], tools, c
     )
 
 
+def thinking_switch(server, tokenizer, template: str, switch: str, question: list[dict], checklist: Checklist) -> None:
+    """The thinking switch (Qwen3: enable_thinking) is in the same position at serve time as at train time:
+    the served prompt, with no per-request override, is the rendering with the trained value."""
+    from genai.data.tokenize import render_chat
+
+    def state(ids: list[int]) -> bool | None:
+        for value in (True, False):
+            text = tokenizer.apply_chat_template(
+                question, chat_template=template, tokenize=False, add_generation_prompt=True, **{switch: value}
+            )
+            if tokenizer(text, add_special_tokens=False)["input_ids"] == ids:
+                return value
+        return None
+
+    trained = state(tokenizer(render_chat(tokenizer, template, question, True), add_special_tokens=False)["input_ids"])
+    body = {"model": server.target.default_name, "messages": question, "add_generation_prompt": True}
+    served = state(post(server, "/tokenize", body)["tokens"])
+    checklist.check(
+        f"thinking switch the same at train and serve ({switch})",
+        trained is not None and trained == served,
+        f"trained {switch}={trained}, served {switch}={served}"
+        + ("" if trained == served else " (None: neither rendering; is the artifact's template the trained one?)"),
+    )
+
+
 def greedy_and_stop(
     server, messages: list[dict], tools, expected: str, stop_tokens, checklist: Checklist, what: str
 ) -> None:

@@ -76,8 +76,11 @@ def run_smoke(recipe_path: str | Path, overrides: list[str], console: Console | 
     if run_dir is None:
         return _finish(checklist, None, start, console)
     _artifact_checks(smoke, run_dir, checklist)
-    _merged_parity(run_dir, _questions(examples, tokenizer, template), checklist)
-    _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, checklist, console)
+    questions = _questions(examples, tokenizer, template)
+    _merged_parity(run_dir, questions, checklist)
+    by_name = _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, checklist, console)
+    if by_name:  # the server took the adapter: the merged model must load in vLLM as well
+        _merged_in_vllm(run_dir, questions, tokenizer, family, checklist)
     if tool_examples and family.tool_parser:
         ex = tool_examples[0]
         i = next(i for i, m in enumerate(ex.messages) if m.get("tool_calls"))
@@ -161,6 +164,28 @@ def _merged_parity(run_dir: Path, prompts: list[str], checklist: Checklist) -> N
     )
 
 
+def _merged_in_vllm(run_dir: Path, prompts: list[str], tokenizer, family: Family, checklist: Checklist) -> None:
+    """The merged model loads in vLLM too (an engine in this process) and answers as transformers does."""
+    from genai.serving.parity import agreement, hf_greedy, vllm_engine
+
+    name = "merged model loads in vLLM (greedy = transformers fp32)"
+    merged = run_dir / "merged"
+    if not prompts or not (merged / "config.json").exists():
+        checklist.skip(name, "no merged model or no chat prompt")
+        return
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    stops = [tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens]
+    want = hf_greedy(merged, ids, stops, 24)
+    try:
+        with vllm_engine(merged, None) as answer:
+            got = answer(ids, stops, 24)
+    except Exception as e:  # noqa: BLE001 - vLLM refusing the folder is the finding
+        checklist.check(name, False, f"vLLM could not load {merged}: {type(e).__name__}: {str(e)[-400:]}")
+        return
+    ok, why, _ = agreement(want, got)
+    checklist.check(name, ok, why)
+
+
 def _artifact_checks(smoke: Recipe, run_dir: Path, checklist: Checklist) -> None:
     if not smoke.lora.enabled:
         checklist.skip("LoRA target modules matched", "full fine-tuning")
@@ -171,13 +196,14 @@ def _artifact_checks(smoke: Recipe, run_dir: Path, checklist: Checklist) -> None
     model_checks.vllm_lora(adapter, checklist)
 
 
-def _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, checklist, console) -> None:
+def _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, checklist, console) -> bool:
+    """The served artifact through the real server; True when it served the adapter by name."""
     from genai.serving.serve import start_server
 
     probe = _probe(examples)
     if probe.messages is None:
         checklist.skip("endpoint", "completion-format data: no chat turn to ask")
-        return
+        return False
     messages = probe.messages[: _last_answer(probe)]
     prompt = render_chat(tokenizer, template, messages, True, probe.tools)
     trained_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -191,7 +217,7 @@ def _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, chec
         server = start_server(str(run_dir), [], console)
     except GenaiError as e:
         checklist.check("loads in vLLM", False, str(e)[-600:])
-        return
+        return False
     try:
         served = server.target
         what = "LoRA by name" if served.adapter is not None else "merged" if "merged" in served.model else "model"
@@ -212,6 +238,14 @@ def _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, chec
             ),
             ("response_format json_schema", lambda: endpoint_checks.json_schema(server, checklist)),
         )
+        if family.thinking_switch and template:
+            switch = family.thinking_switch
+            requests += (
+                (
+                    f"thinking switch the same at train and serve ({switch})",
+                    lambda: endpoint_checks.thinking_switch(server, tokenizer, template, switch, question, checklist),
+                ),
+            )
         tool_ex = next((ex for ex in examples if ex.calls_tools and ex.tools), None)
         if tool_ex is not None and served_tools(served, smoke):
             first_call = next(i for i, m in enumerate(tool_ex.messages) if m.get("tool_calls"))
@@ -226,6 +260,7 @@ def _endpoint_checks(smoke, run_dir, family, examples, tokenizer, template, chec
                 checklist.check(name, False, f"{e} (see {server.log_path})")
     finally:
         server.stop()
+    return served.adapter is not None
 
 
 def served_tools(target, smoke: Recipe) -> bool:
@@ -241,6 +276,7 @@ def _eval(smoke: Recipe, run_dir: Path, checklist: Checklist) -> None:
         return
     from genai.evaluation.runner import DatasetUnavailable, evaluate
 
+    _offline_when_unreachable()
     try:
         report = evaluate(str(run_dir), [])
     except DatasetUnavailable as e:  # the task's data is on the hub and this machine is offline
@@ -254,6 +290,19 @@ def _eval(smoke: Recipe, run_dir: Path, checklist: Checklist) -> None:
         True,
         f"{len(report.rows)} metrics from {', '.join(smoke.eval.tasks)} (limit {smoke.eval.limit:g})",
     )
+
+
+def _offline_when_unreachable() -> None:
+    """An unreachable hub means offline mode for the eval: `datasets` would otherwise retry a hub task's
+    download for about 25 s before failing (the item is then skipped, as it is with HF_HUB_OFFLINE=1)."""
+    import os
+
+    from genai.doctor import HUB_TIMEOUT_S, env_flag, probe_url
+
+    if env_flag("HF_HUB_OFFLINE") or env_flag("HF_DATASETS_OFFLINE"):
+        return
+    if not probe_url(os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/"), HUB_TIMEOUT_S):
+        os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 
 
 def _finish(checklist: Checklist, run_dir: Path | None, start: float, console: Console) -> SmokeResult:

@@ -60,6 +60,11 @@ def test_every_hub_recipe_passes_its_smoke(tmp_path):
             ):
                 assert items[name]["status"] == "pass", (name, items.get(name))
             assert "q_proj x2" in items["LoRA target modules matched"]["reason"]
+        if p.stem == "qwen3-0.6b-chat-lora":  # served by name, so the merged model is loaded in vLLM too
+            items = {i["name"]: i for i in checklist["items"]}
+            assert items["merged model loads in vLLM (greedy = transformers fp32)"]["status"] == "pass"
+            thinking = items["thinking switch the same at train and serve (enable_thinking)"]
+            assert thinking["status"] == "pass" and "served enable_thinking=False" in thinking["reason"]
         if p.stem == "llama-3.2-1b-chat-lora":  # DoRA: vLLM cannot take it by name, so it serves merged
             items = {i["name"]: i for i in checklist["items"]}
             assert "serving the merged model" in items["vLLM LoRA preflight"]["reason"]

@@ -100,3 +100,40 @@ def test_every_bundled_sample_loads_in_its_format(fmt):
     examples = load_examples([src])
     assert len(examples) >= RECORDS
     assert all(ex.calls_tools for ex in examples) == (fmt == "tools")
+
+
+class _Served:
+    """A server stand-in for the thinking check alone: /tokenize answers with a given rendering."""
+
+    def __init__(self, tokens):
+        self.target = type("T", (), {"default_name": "m"})()
+        self.tokens = tokens
+
+    def post_json(self, path, body):
+        assert path == "/tokenize" and body["add_generation_prompt"]
+        return {"tokens": self.tokens}
+
+
+@pytest.mark.slow
+def test_thinking_switch_item_compares_the_trained_and_served_positions():
+    from transformers import AutoTokenizer
+
+    from genai.data.templates import with_defaults
+    from genai.families import ensure_tiny_family_model
+    from genai.smoke.endpoint_checks import thinking_switch
+
+    tok = AutoTokenizer.from_pretrained(ensure_tiny_family_model("qwen3"))
+    question = [{"role": "user", "content": "Spell cat."}]
+    trained = with_defaults(tok.chat_template, {"enable_thinking": False})
+
+    def rendered(on: bool) -> list[int]:
+        text = tok.apply_chat_template(question, tokenize=False, add_generation_prompt=True, enable_thinking=on)
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    assert rendered(True) != rendered(False)
+    for served_on, passes in ((False, True), (True, False)):  # a server on the raw template thinks
+        checklist = Checklist("qwen3", [])
+        thinking_switch(_Served(rendered(served_on)), tok, trained, "enable_thinking", question, checklist)
+        (item,) = checklist.items
+        assert (item.status == "pass") == passes, item
+        assert f"served enable_thinking={served_on}" in item.reason
