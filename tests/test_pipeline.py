@@ -83,7 +83,10 @@ def test_failing_gate_stops_before_serve(tmp_path):
     proc = genai_cli(
         "run",
         QS,
-        *args(tmp_path, "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 1.01}]"),
+        # No model reaches 1.01: a few steps of training will do.
+        *args(
+            tmp_path, "train.max_steps=20", "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 1.01}]"
+        ),
         timeout=900,
     )
     assert proc.returncode == 3, proc.stderr[-3000:]
@@ -98,7 +101,9 @@ def test_resume_after_a_failure_in_the_eval_stage(tmp_path):
     data = suites / "quickstart" / "quickstart_addition.yaml"
     data.write_text(data.read_text().replace("../../recipes/data/quickstart/test.jsonl", "held_out.jsonl"))
     env = {"GENAI_EVAL_DIR": str(suites)}
-    first = genai_cli("run", QS, *args(tmp_path), "--no-serve", env=env, timeout=900)
+    # What is resumed is the stage, not the learning: a few steps, and a gate any model passes.
+    short = args(tmp_path, "train.max_steps=20", "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 0}]")
+    first = genai_cli("run", QS, *short, "--no-serve", env=env, timeout=900)
     assert first.returncode == 2 and "file not found: held_out.jsonl" in first.stderr
     run = only_run(tmp_path)
     stages = json.loads((run / "manifest.json").read_text())["stages"]
@@ -106,7 +111,7 @@ def test_resume_after_a_failure_in_the_eval_stage(tmp_path):
     metrics_before = (run / "metrics.jsonl").read_text()
 
     shutil.copy(ROOT / "recipes" / "data" / "quickstart" / "test.jsonl", suites / "quickstart" / "held_out.jsonl")
-    second = genai_cli("run", QS, *args(tmp_path), "--no-serve", env=env, timeout=900)
+    second = genai_cli("run", QS, *short, "--no-serve", env=env, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
     assert only_run(tmp_path) == run  # the same run continued
     assert (run / "metrics.jsonl").read_text() == metrics_before  # training was not repeated
@@ -116,12 +121,16 @@ def test_resume_after_a_failure_in_the_eval_stage(tmp_path):
 
 
 def test_same_seed_twice_gives_the_same_eval_numbers_and_lineage(tmp_path):
+    # Half the steps: the model learns (exact match rises), and any nondeterminism would show in the numbers.
+    half = args(tmp_path, "train.max_steps=150", "eval.gate=[{task: quickstart_addition, metric: exact_match, min: 0}]")
     for _ in range(2):
-        assert genai_cli("run", QS, *args(tmp_path), "--no-serve", timeout=900).returncode == 0
+        assert genai_cli("run", QS, *half, "--no-serve", timeout=900).returncode == 0
     runs = sorted((tmp_path / "runs" / "quickstart").iterdir())
     assert len(runs) == 2  # a finished run is not continued: the second command starts a new one
     tables = [json.loads((r / "eval" / "hf" / "table.json").read_text())["rows"] for r in runs]
     assert tables[0] == tables[1]
+    (match,) = [r for r in tables[0] if r["metric"] == "exact_match,strip"]
+    assert match["tuned"] > match["base"]  # a trained model's numbers were compared, not the base's alone
 
     m = json.loads((runs[0] / "manifest.json").read_text())
     for path, digest in m["data_files"].items():
