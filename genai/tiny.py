@@ -189,8 +189,13 @@ def _pretrain(model, tokenizer, spec: TinySpec) -> None:
         torch.set_num_threads(threads)
 
 
-def answer_step(model, opt, sched, prompts: list[list[int]], answers: list[list[int]], pad_id: int) -> None:
-    """One optimizer step on a padded batch of prompt + answer rows, the loss on the answers only."""
+def answer_step(
+    model, opt, sched, prompts: list[list[int]], answers: list[list[int]], pad_id: int, *, answer_logits: bool = False
+) -> None:
+    """One optimizer step on a padded batch of prompt + answer rows, the loss on the answers only.
+
+    answer_logits: run the output layer only where an answer token is predicted (with a real 150k-256k
+    vocabulary, the full-row logits would be most of the step's time)."""
     import torch
     import torch.nn.functional as F
 
@@ -200,8 +205,16 @@ def answer_step(model, opt, sched, prompts: list[list[int]], answers: list[list[
     x = torch.tensor([r + [pad_id] * (width - len(r)) for r in ids])
     y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
     mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in ids])[:, None]).long()
-    logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)
+    if answer_logits:
+        hidden = model.base_model(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state[:, :-1]
+        trained = y[:, 1:] != -100
+        logits = model.get_output_embeddings()(hidden[trained])
+        if cap := getattr(model.config, "final_logit_softcapping", None):  # as the model's own forward does
+            logits = torch.tanh(logits / cap) * cap
+        loss = F.cross_entropy(logits, y[:, 1:][trained])
+    else:
+        logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()

@@ -32,16 +32,23 @@ def tiny_config(family: Family, tokenizer):
 
 
 def build_tiny_family_model(family: Family, out_dir: Path, plan: Pretrain = Pretrain()) -> Path:
-    """Write the tiny build of `family` into out_dir (safetensors weights, tokenizer, template,
-    generation config with the family's stop token ids); raise if it does not end its turns."""
+    """Write the tiny build of `family` into out_dir (see build_model), with its local tokenizer."""
+    from genai.families.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer(family)
+    return build_model(family, out_dir, tokenizer, tiny_config(family, tokenizer), plan)
+
+
+def build_model(
+    family: Family, out_dir: Path, tokenizer, config, plan: Pretrain = Pretrain(), source: str = ""
+) -> Path:
+    """Write a seeded, briefly pre-trained `family` model of `config` beside `tokenizer` into out_dir
+    (safetensors weights, tokenizer, template, generation config with the family's stop token ids);
+    raise if it does not end its turns."""
     import torch
     import transformers
     from transformers import GenerationConfig
 
-    from genai.families.tokenizer import build_tokenizer
-
-    tokenizer = build_tokenizer(family)
-    config = tiny_config(family, tokenizer)
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(plan.seed)
@@ -62,5 +69,7 @@ def build_tiny_family_model(family: Family, out_dir: Path, plan: Pretrain = Pret
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     meta = {"builder_version": BUILDER_VERSION, "family": family.name, "stop_rate": rate, "pretrain": vars(plan)}
+    if source:
+        meta["shrunk_from"] = source
     (out_dir / "genai_tiny.json").write_text(json.dumps(meta))
     return out_dir

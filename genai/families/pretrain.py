@@ -25,6 +25,7 @@ class Pretrain:
     lr: float = 3e-3
     warmup: int = 20
     seed: int = 0
+    answer_logits: bool = False  # the output layer on answer positions only (large real vocabularies)
 
 
 def turn_pieces(tokenizer, family: Family) -> tuple[str, str, str, str]:
@@ -65,7 +66,7 @@ def pretrain(model, tokenizer, family: Family, plan: Pretrain = Pretrain()) -> N
             drawn = [draw(rng) for _ in range(plan.batch)]
             prompts = tokenizer([head + q + tail for q, _ in drawn], add_special_tokens=False)["input_ids"]
             answers = tokenizer([before + a + after for _, a in drawn], add_special_tokens=False)["input_ids"]
-            answer_step(model, opt, sched, prompts, answers, pad)
+            answer_step(model, opt, sched, prompts, answers, pad, answer_logits=plan.answer_logits)
         model.eval()
     finally:
         torch.set_num_threads(threads)

@@ -30,13 +30,30 @@ def _source(src: DataSource, recipe_dir: Path, changes: list[str], tools: bool) 
     return src.model_copy(update={"path": str(path), "limit": min(src.limit or RECORDS, RECORDS)})
 
 
+def smoke_model(recipe: Recipe, family: Family) -> tuple[str, str]:
+    """(model the smoke trains, what it is): the real tokenizer and config shrunk when their files are at
+    hand (genai.families.shrunk), else the family's tiny build."""
+    from genai.families.shrunk import ensure_shrunk_model, real_files
+
+    real, where = real_files(recipe.model)
+    tiny = f"{family.tiny_id} ({family.title} architecture, shrunk)"
+    if real is None:
+        return family.tiny_id, tiny if where == "a built-in model" else f"{tiny}; real files: {where}"
+    try:
+        path = ensure_shrunk_model(family, real)
+    except Exception as e:  # noqa: BLE001 - an exotic config or tokenizer: say so, smoke on the tiny build
+        return family.tiny_id, f"{tiny}; the real files from {where} could not be shrunk ({type(e).__name__}: {e})"
+    return str(path), f"its real tokenizer and config (from {where}) at {family.title} tiny size: {path}"
+
+
 def smoke_recipe(
     recipe: Recipe, family: Family, recipe_dir: Path, output_dir: Path, *, tools: bool = False
 ) -> tuple[Recipe, list[str]]:
     """The recipe to smoke-test, and the list of what was changed (everything else is as written)."""
-    changes = [f"model {recipe.model.name_or_path}: {family.tiny_id} ({family.title} architecture, shrunk)"]
+    name, said = smoke_model(recipe, family)
+    changes = [f"model {recipe.model.name_or_path}: {said}"]
     model = recipe.model.model_copy(
-        update={"name_or_path": family.tiny_id, "revision": None, "trust_remote_code": False, "dtype": "float32"}
+        update={"name_or_path": name, "revision": None, "trust_remote_code": False, "dtype": "float32"}
     )
     if recipe.model.load_in_4bit:
         model = model.model_copy(update={"load_in_4bit": False})
