@@ -27,10 +27,8 @@ def gap(a: Answer, b: Answer) -> float:
     return max((abs(x - y) for x, y in zip(a.logprobs[:n], b.logprobs[:n], strict=True)), default=0.0)
 
 
-def hf_greedy(
-    model_dir: Path, prompts: list[list[int]], stops: list[int], max_new_tokens: int, *, adapter: Path | None = None
-) -> list[Answer]:
-    """Greedy answers with transformers in fp32 (PEFT on top for an adapter), as the engine is compared."""
+def load_fp32(model_dir: Path, adapter: Path | None = None):
+    """A model folder in transformers, fp32, attention as genai trains it; PEFT on top for an adapter."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -42,7 +40,16 @@ def hf_greedy(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter)
-    model.eval()
+    return model.eval()
+
+
+def hf_greedy(
+    model_dir: Path, prompts: list[list[int]], stops: list[int], max_new_tokens: int, *, adapter: Path | None = None
+) -> list[Answer]:
+    """Greedy answers with transformers in fp32 (PEFT on top for an adapter), as the engine is compared."""
+    import torch
+
+    model = load_fp32(model_dir, adapter)
     answers = []
     for ids in prompts:
         with torch.no_grad():

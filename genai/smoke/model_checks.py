@@ -48,18 +48,12 @@ def vllm_lora(adapter: Path, checklist: Checklist) -> bool:
 def greedy(model_dir: Path, prompts: list[str], max_new_tokens: int, *, adapter: Path | None = None) -> list[str]:
     """Greedy continuations in fp32 with transformers (PEFT on top for an adapter)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from genai.models import soft_capping_attention
+    from genai.serving.parity import load_fp32
 
     tok = AutoTokenizer.from_pretrained(adapter or model_dir)
-    attention = {"attn_implementation": a} if (a := soft_capping_attention(model_dir)) else {}
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True, **attention)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
-    model.eval()
+    model = load_fp32(model_dir, adapter)
     out = []
     for prompt in prompts:
         ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
