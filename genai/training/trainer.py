@@ -32,6 +32,7 @@ from genai.training import checkpoint
 from genai.training.checkpoint import TrainState
 from genai.training.exact_match import exact_match
 from genai.training.export import generation_config, merge_adapter, save_artifact
+from genai.training.loss import use_trained_positions_loss
 from genai.training.progress import Progress, eta
 
 
@@ -94,7 +95,11 @@ def _to_device(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
 
 
-def _loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss_sum(model, batch: dict[str, torch.Tensor], trained_positions: bool = False) -> torch.Tensor:
+    """Sum of next-token cross-entropy over the batch's trained tokens: inside the model's forward over
+    trained positions only (genai.training.loss), or from the full logits (other architectures)."""
+    if trained_positions:
+        return model(**batch, use_cache=False).loss
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = model(**inputs, use_cache=False).logits[:, :-1]
     labels = batch["labels"][:, 1:]
@@ -104,7 +109,14 @@ def _loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def evaluate_loss(
-    model, accelerator, data: TokenizedSet, rows: list[list[int]], mbs: int, pad_id: int, packing: bool
+    model,
+    accelerator,
+    data: TokenizedSet,
+    rows: list[list[int]],
+    mbs: int,
+    pad_id: int,
+    packing: bool,
+    trained_positions: bool = False,
 ) -> float:
     """Mean loss per trained token over held-out rows, split across processes."""
     model.eval()
@@ -113,7 +125,7 @@ def evaluate_loss(
     with torch.no_grad():
         for i in range(0, len(mine), mbs):
             batch = _to_device(collate(data, mine[i : i + mbs], pad_id, packing), accelerator.device)
-            total[0] += _loss_sum(model, batch).double()
+            total[0] += _loss_sum(model, batch, trained_positions).double()
             total[1] += (batch["labels"][:, 1:] != IGNORE).sum()
     total = accelerator.reduce(total, reduction="sum")
     model.train()
@@ -211,6 +223,10 @@ class Trainer:
             quantized=self.recipe.model.load_in_4bit,
             gradient_checkpointing=cfg.gradient_checkpointing,
         )
+        # The loss over trained positions only, inside the forward (before accelerate wraps the model).
+        self.trained_positions = use_trained_positions_loss(
+            model.get_base_model() if hasattr(model, "get_base_model") else model
+        )
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
@@ -295,7 +311,7 @@ class Trainer:
         step_loss = 0.0
         for i, batch in enumerate(batches):
             with acc.no_sync(self.model) if i < len(batches) - 1 else nullcontext():
-                loss_sum = _loss_sum(self.model, batch)
+                loss_sum = _loss_sum(self.model, batch, self.trained_positions)
                 acc.backward(loss_sum * self.world / max(n_trained, 1.0))
             step_loss += float(loss_sum.detach())
         self.grad_norm = None
@@ -356,6 +372,7 @@ class Trainer:
             self.cfg.micro_batch_size,
             self.tokenizer.pad_token_id,
             self.recipe.data.packing,
+            self.trained_positions,
         )
         self.tracker.log_metrics({"eval_loss": round(self.last_eval, 6)}, self.state.step)
         self.progress.message(f"step {self.state.step}: eval loss {self.last_eval:.4f}")
