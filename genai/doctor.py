@@ -6,6 +6,7 @@ prints a credential: AWS is reported by where the credentials come from and the 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -223,12 +224,25 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def hub_url() -> str:
+    """The Hugging Face Hub's address (HF_ENDPOINT where set)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether the hub answers, asked once per process (never probed with HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)."""
+    if env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE"):
+        return False
+    return probe_url(hub_url(), HUB_TIMEOUT_S)
+
+
 def check_hub(probe: Callable[[str, float], bool] = probe_url) -> list[Check]:
     """Whether the Hugging Face Hub (or HF_ENDPOINT) answers; HF_HUB_OFFLINE=1: not probed at all."""
     offline = "models must be local paths (or already in the Hugging Face cache)"
     if env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE"):
         return [Check("hub", "warn", f"offline (HF_HUB_OFFLINE=1): {offline}")]
-    url = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    url = hub_url()
     if probe(url, HUB_TIMEOUT_S):
         return [Check("hub", "ok", f"{url} reachable")]
     return [

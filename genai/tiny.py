@@ -206,12 +206,12 @@ def answer_step(
     y = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
     mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in ids])[:, None]).long()
     if answer_logits:
-        hidden = model.base_model(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state[:, :-1]
-        trained = y[:, 1:] != -100
-        logits = model.get_output_embeddings()(hidden[trained])
-        if cap := getattr(model.config, "final_logit_softcapping", None):  # as the model's own forward does
-            logits = torch.tanh(logits / cap) * cap
-        loss = F.cross_entropy(logits, y[:, 1:][trained])
+        from genai.training.loss import trained_loss_sum
+
+        hidden = model.base_model(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state
+        head = model.get_output_embeddings()
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        loss = trained_loss_sum(hidden, y, head, head.weight.shape[0], cap) / (y[:, 1:] != -100).sum()
     else:
         logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, :-1]
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100)

@@ -57,7 +57,7 @@ def build_model(
         torch.random.set_rng_state(state)
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id,
-        eos_token_id=[tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens],
+        eos_token_id=family.stop_ids(tokenizer),
         pad_token_id=config.pad_token_id,
         do_sample=False,
     )

@@ -66,6 +66,10 @@ class Family:
         """The built-in model id of the family's tiny build."""
         return f"genai/tiny-{self.name}"
 
+    def stop_ids(self, tokenizer) -> list[int]:
+        """The stop tokens' ids in `tokenizer`, in the family's order."""
+        return [tokenizer.convert_tokens_to_ids(t) for t in self.stop_tokens]
+
     def matches_name(self, name_or_path: str) -> bool:
         """True when a hub id or path looks like this family's."""
         return any(re.search(p, name_or_path) for p in self.name_patterns)

@@ -154,7 +154,7 @@ def _check_family(family: Family, methods: list[str], root: Path, data: Path) ->
     base = ensure_tiny_family_model(family.name)
     tokenizer = AutoTokenizer.from_pretrained(base)
     prompts = _prompts(tokenizer, family)
-    stops = [tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens]
+    stops = family.stop_ids(tokenizer)
     served: list[tuple[str, str, Path]] = []  # (method, kind, folder)
     cells = []
     for method in methods:

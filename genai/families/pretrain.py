@@ -77,7 +77,7 @@ def stop_rate(model, tokenizer, family: Family, *, prompts: int = 16, max_new_to
     import torch
 
     rng = random.Random(seed)
-    stops = {tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens}
+    stops = set(family.stop_ids(tokenizer))
     stopped = 0
     with torch.no_grad():
         for _ in range(prompts):

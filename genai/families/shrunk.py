@@ -58,7 +58,7 @@ def real_files(model: ModelSection) -> tuple[Path | None, str]:
         return (folder, "the local folder") if _has_tokenizer(folder) else (None, "no config and tokenizer in it")
     from huggingface_hub import snapshot_download
 
-    from genai.doctor import HUB_TIMEOUT_S, env_flag, probe_url
+    from genai.doctor import hub_reachable
 
     def fetch(local_only: bool) -> Path | None:
         try:
@@ -76,11 +76,7 @@ def real_files(model: ModelSection) -> tuple[Path | None, str]:
 
     if (path := fetch(True)) is not None:
         return path, "the Hugging Face cache"
-    import os
-
-    if env_flag("HF_HUB_OFFLINE") or not probe_url(
-        os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/"), HUB_TIMEOUT_S
-    ):
+    if not hub_reachable():
         return None, "offline, and not in the Hugging Face cache"
     if (path := fetch(False)) is not None:
         return path, "the hub"

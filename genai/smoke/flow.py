@@ -174,7 +174,7 @@ def _merged_in_vllm(run_dir: Path, prompts: list[str], tokenizer, family: Family
         checklist.skip(name, "no merged model or no chat prompt")
         return
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    stops = [tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens]
+    stops = family.stop_ids(tokenizer)
     want = hf_greedy(merged, ids, stops, 24)
     try:
         with vllm_engine(merged, None) as answer:
@@ -297,11 +297,11 @@ def _offline_when_unreachable() -> None:
     download for about 25 s before failing (the item is then skipped, as it is with HF_HUB_OFFLINE=1)."""
     import os
 
-    from genai.doctor import HUB_TIMEOUT_S, env_flag, probe_url
+    from genai.doctor import env_flag, hub_reachable
 
     if env_flag("HF_HUB_OFFLINE") or env_flag("HF_DATASETS_OFFLINE"):
         return
-    if not probe_url(os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/"), HUB_TIMEOUT_S):
+    if not hub_reachable():  # probed once per process: the smoke's model lookup may have asked already
         os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 
 
