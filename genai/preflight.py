@@ -266,6 +266,28 @@ def _output(recipe: Recipe, plan: Plan) -> None:
         check_writable(Path(recipe.train.checkpoint_dir), "train.checkpoint_dir")
 
 
+# ---------------------------------------------------------------------- kernels
+CPU_INSTANCE_FAMILIES = ("ml.m", "ml.c", "ml.r", "ml.t")  # SageMaker instance families without a GPU
+
+
+@check("kernels")
+def _kernels(recipe: Recipe, plan: Plan) -> None:
+    if recipe.train.liger is not True:
+        return
+    from genai.training import kernels
+
+    if plan.sagemaker:  # the job installs and runs it; its instance must have a GPU
+        if recipe.sagemaker.instance_type.startswith(CPU_INSTANCE_FAMILIES):
+            raise GenaiError(
+                f"train.liger: true needs a GPU; sagemaker.instance_type {recipe.sagemaker.instance_type} has none",
+                hint=f"choose a GPU instance (ml.g5, ml.g6, ml.p4d...), or {kernels.HINT}",
+            )
+        return
+    import torch
+
+    kernels.check(True, cuda=torch.cuda.is_available())
+
+
 # ---------------------------------------------------------------------- serve
 @check("serve")
 def _serve(recipe: Recipe, plan: Plan) -> None:

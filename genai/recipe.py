@@ -139,6 +139,11 @@ class TrainSection(Section):
     seed: int = 42
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
+    liger: Literal["auto", True, False] = Field(
+        "auto",
+        description="Liger's fused GPU kernels (norms, RoPE, SwiGLU, output layer + loss): auto uses them where "
+        "liger-kernel is installed and a CUDA GPU is present; true requires both; false never.",
+    )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (1 is robust on shared cores).")
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1, description="Eval loss every N steps (and at the end).")

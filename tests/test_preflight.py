@@ -142,3 +142,22 @@ def test_the_quickstart_passes_and_leaves_nothing_behind(qs, tmp_path):
     out = tmp_path / "fresh" / "runs"
     preflight(load_recipe(qs, [f"train.output_dir={out}", f"data.cache_dir={tmp_path / 'cache'}"]), Plan(serve=True))
     assert not (tmp_path / "fresh").exists()  # the writability probe removes what it made
+
+
+def test_liger_required_where_it_cannot_run_stops_genai_train_before_training(qs, tmp_path):
+    # No GPU here (and liger-kernel, Triton-only, is not installed): `true` cannot hold; `auto` quietly skips it.
+    proc = genai_cli("train", qs, *out_args(tmp_path), "train.liger=true")
+    assert_clean_error(proc, "train.liger: true", "hint: ")
+    assert not (tmp_path / "runs").exists()
+    recipe = load_recipe(qs)
+    assert recipe.train.liger == "auto"
+    from genai.training import kernels
+
+    assert not kernels.wanted("auto", cuda=False) and not kernels.wanted(False, cuda=True)
+
+
+def test_liger_on_a_sagemaker_cpu_instance_is_refused_before_submitting(qs):
+    recipe = load_recipe(qs, ["train.liger=true", "sagemaker.instance_type=ml.m5.xlarge"])
+    with pytest.raises(GenaiError, match=r"train.liger: true needs a GPU; sagemaker.instance_type ml.m5.xlarge"):
+        preflight(recipe, Plan(sagemaker=True))
+    preflight(load_recipe(qs, ["train.liger=true"]), Plan(sagemaker=True))  # the default, a GPU instance: fine

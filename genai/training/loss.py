@@ -14,6 +14,8 @@ and DeepSpeed see one forward call, as they need to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -43,15 +45,23 @@ def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, lm_head, softcap: f
 
 
 def trained_loss_sum(
-    hidden: torch.Tensor, labels: torch.Tensor, lm_head, vocab: int, softcap: float | None = None
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    lm_head,
+    vocab: int,
+    softcap: float | None = None,
+    fused: Callable | None = None,
 ) -> torch.Tensor:
     """Sum of the next-token cross-entropy over trained positions. hidden: (B, T, H) after the final
-    norm; labels: (B, T) as in the batch (IGNORE where not trained), unshifted."""
+    norm; labels: (B, T) as in the batch (IGNORE where not trained), unshifted. `fused(lm_head, states,
+    targets)`: a fused output-layer-and-loss kernel (Liger, genai.training.kernels) used instead of chunks."""
     trained = labels[:, 1:] != IGNORE
     states = hidden[:, :-1][trained]
     targets = labels[:, 1:][trained]
     if states.shape[0] == 0:
         return hidden.sum() * 0.0  # keeps the graph (DDP expects every step to reach the parameters)
+    if fused is not None:
+        return fused(lm_head, states, targets)
     size = max(1, CHUNK_LOGITS // vocab)
     if states.shape[0] <= size:
         return _chunk_loss(states, targets, lm_head, softcap)
@@ -62,9 +72,10 @@ def trained_loss_sum(
     return total
 
 
-def use_trained_positions_loss(causal_lm) -> bool:
+def use_trained_positions_loss(causal_lm, fused_loss: Callable[[float | None], Callable] | None = None) -> bool:
     """Make `causal_lm(..., labels=L)` return the loss *sum* over trained positions (logits=None),
-    computed as above; False (model unchanged) for an architecture not in SUPPORTED."""
+    computed as above; False (model unchanged) for an architecture not in SUPPORTED. `fused_loss(softcap)`
+    makes trained_loss_sum's `fused` (used only where the output layer is a plain Linear, not an adapter's)."""
     if type(causal_lm).__name__ not in SUPPORTED:
         return False
     from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -73,13 +84,15 @@ def use_trained_positions_loss(causal_lm) -> bool:
     lm_head = causal_lm.get_output_embeddings()
     vocab = lm_head.weight.shape[0] if hasattr(lm_head, "weight") else causal_lm.config.vocab_size
     softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+    fused = fused_loss(softcap) if fused_loss is not None and type(lm_head) is torch.nn.Linear else None
     plain = causal_lm.forward
 
     def forward(input_ids=None, attention_mask=None, position_ids=None, labels=None, **kwargs):
         if labels is None:
             return plain(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-        return CausalLMOutputWithPast(loss=trained_loss_sum(out.last_hidden_state, labels, lm_head, vocab, softcap))
+        loss = trained_loss_sum(out.last_hidden_state, labels, lm_head, vocab, softcap, fused)
+        return CausalLMOutputWithPast(loss=loss)
 
     causal_lm.forward = forward
     return True

@@ -28,12 +28,14 @@ from genai.models import load_model, load_tokenizer, resolve_model_path, wrap_fo
 from genai.recipe import Recipe
 from genai.runs import Run
 from genai.tracking import Tracker
-from genai.training import checkpoint
+from genai.training import checkpoint, kernels
+from genai.training.attention import use_packed_attention
 from genai.training.checkpoint import TrainState
 from genai.training.exact_match import exact_match
 from genai.training.export import generation_config, merge_adapter, save_artifact
 from genai.training.loss import use_trained_positions_loss
 from genai.training.progress import Progress, eta
+from genai.training.swiglu import use_lean_swiglu
 
 
 @dataclass
@@ -217,6 +219,17 @@ class Trainer:
 
         cfg = self.cfg
         model = load_model(self.recipe.model, self.base_path)
+        self.liger = kernels.wanted(cfg.liger, cuda=self.accelerator.device.type == "cuda")
+        if self.liger:
+            kernels.apply_layer_kernels(model)
+        # Liger has its own SwiGLU; without it, the pure-torch one that keeps one activation less.
+        self.lean_swiglu = not (self.liger or cfg.gradient_checkpointing) and use_lean_swiglu(model) > 0
+        # Packed rows: attention within each sample only, per sample, unless the recipe names an attention.
+        self.packed_attention = (
+            self.recipe.data.packing
+            and self.recipe.model.attn_implementation is None
+            and use_packed_attention(model, self.recipe.data.max_length)
+        )
         model = wrap_for_training(
             model,
             self.recipe.lora,
@@ -224,9 +237,15 @@ class Trainer:
             gradient_checkpointing=cfg.gradient_checkpointing,
         )
         # The loss over trained positions only, inside the forward (before accelerate wraps the model).
-        self.trained_positions = use_trained_positions_loss(
-            model.get_base_model() if hasattr(model, "get_base_model") else model
-        )
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.trained_positions = use_trained_positions_loss(base, kernels.fused_loss if self.liger else None)
+        # What the run computes with (the progress line and the manifest say it).
+        self.kernels = {
+            "attention": "per-sample (packed rows)" if self.packed_attention else base.config._attn_implementation,
+            "loss": "trained positions only" if self.trained_positions else "full logits",
+            "liger": self.liger,
+            "lean_swiglu": self.lean_swiglu,
+        }
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
@@ -258,6 +277,10 @@ class Trainer:
             f"data: {stats['samples']} train samples -> {len(self.rows)} rows ({'packed' if packed else 'padded'}), "
             f"cache {'hit' if self.data.cache_hit else 'built'}; "
             f"{self.total_steps} steps on {self.world} process(es), {self.accelerator.device}"
+        )
+        k = self.kernels
+        self.progress.message(
+            f"attention {k['attention']}; loss over {k['loss']}; Liger kernels {'on' if k['liger'] else 'off'}"
         )
 
     # ------------------------------------------------------------------ the loop
@@ -468,6 +491,7 @@ class Trainer:
             },
             "data": self.data.stats,
             "processes": self.world,
+            "kernels": self.kernels,
         }
 
     def _exact_match(self) -> dict | None:

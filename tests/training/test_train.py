@@ -33,6 +33,13 @@ def test_lora_training_loss_drops_and_artifact_is_self_describing(small_recipe):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["steps"] == 40
     assert manifest["artifact"]["kind"] == "adapter"
+    # On CPU: per-sample attention in packed rows, the loss over trained positions, the lean SwiGLU, no Liger.
+    assert manifest["kernels"] == {
+        "attention": "per-sample (packed rows)",
+        "loss": "trained positions only",
+        "liger": False,
+        "lean_swiglu": True,
+    }
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step-0000030", "step-0000040"]  # keep the last 2
     # accelerate's state (model, optimizer, RNG) + ours; the model state holds the adapter only.
@@ -104,6 +111,9 @@ def test_variants_train(small_recipe, overrides, kind):
     losses = [m["loss"] for m in metrics(result.run_dir) if "loss" in m]
     assert losses[-1] < losses[0]
     assert (result.run_dir / kind).is_dir()
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    padded = "data.packing=false" in overrides  # one sample per row: transformers' own sdpa
+    assert manifest["kernels"]["attention"] == ("sdpa" if padded else "per-sample (packed rows)")
 
 
 def test_qlora_on_cpu_is_a_clear_error(small_recipe):
