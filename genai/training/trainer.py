@@ -219,17 +219,7 @@ class Trainer:
 
         cfg = self.cfg
         model = load_model(self.recipe.model, self.base_path)
-        self.liger = kernels.wanted(cfg.liger, cuda=self.accelerator.device.type == "cuda")
-        if self.liger:
-            kernels.apply_layer_kernels(model)
-        # Liger has its own SwiGLU; without it, the pure-torch one that keeps one activation less.
-        self.lean_swiglu = not (self.liger or cfg.gradient_checkpointing) and use_lean_swiglu(model) > 0
-        # Packed rows: attention within each sample only, per sample, unless the recipe names an attention.
-        self.packed_attention = (
-            self.recipe.data.packing
-            and self.recipe.model.attn_implementation is None
-            and use_packed_attention(model, self.recipe.data.max_length)
-        )
+        self._layer_kernels(model)
         model = wrap_for_training(
             model,
             self.recipe.lora,
@@ -264,6 +254,21 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         checkpoint.keep_trainable_only(self.accelerator)
         self.sharded = checkpoint.is_sharded(self.accelerator)
+
+    def _layer_kernels(self, model) -> None:
+        """Liger's kernels (GPU), else the lean SwiGLU; per-sample attention for packed rows."""
+        cfg = self.cfg
+        self.liger = kernels.wanted(cfg.liger, cuda=self.accelerator.device.type == "cuda")
+        if self.liger:
+            kernels.apply_layer_kernels(model)
+        # Liger has its own SwiGLU; gradient checkpointing keeps no MLP activations to save.
+        self.lean_swiglu = not (self.liger or cfg.gradient_checkpointing) and use_lean_swiglu(model) > 0
+        # Attention within each sample only, computed per sample, unless the recipe names an attention.
+        self.packed_attention = (
+            self.recipe.data.packing
+            and self.recipe.model.attn_implementation is None
+            and use_packed_attention(model, self.recipe.data.max_length)
+        )
 
     def _setup_logging(self) -> None:
         self.tracker = Tracker.for_run(self.recipe, self.run.path, metrics_file=True) if self.main else Tracker([])
