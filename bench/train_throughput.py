@@ -338,6 +338,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="rounds; medians are reported")
     ap.add_argument("--engines", default="hf,trl,genai", help=f"from {', '.join(ENGINES)}")
     ap.add_argument("--batch", type=int, default=16, help="hf: padded samples per step")
+    ap.add_argument("--first-round", type=int, default=0, help="continue an earlier invocation's rounds (seeds)")
     ap.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--recipe", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -352,7 +353,7 @@ def main() -> None:
     make_data(work / "heldout.jsonl", 200, seed=1)
     model = "genai/tiny-llama" if shape is None else str(build_model(shape, work / "model"))
     runs: dict[str, list[dict]] = {e: [] for e in engines}
-    for i in range(args.runs):
+    for i in range(args.first_round, args.first_round + args.runs):
         # Each round another seed (LoRA init, row order) for every engine: the spread is the noise.
         recipe = work / f"bench-{i}.yaml"
         recipe.write_text(recipe_text(model, work, 2, logging, seed=42 + i))
