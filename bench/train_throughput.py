@@ -124,19 +124,17 @@ train:
 def heldout_loss(model, data, tokenizer) -> float:
     """Mean next-token loss over the held-out answers, one sample at a time, full logits (any engine)."""
     import torch
-    import torch.nn.functional as F
 
     from genai.data.pack import IGNORE, collate, make_rows
+    from genai.training.trainer import _loss_sum
 
     model.eval()
     total = count = 0.0
     with torch.no_grad():
         for row in make_rows(data, False, 0):
             b = {k: torch.from_numpy(v) for k, v in collate(data, [row], tokenizer.pad_token_id, False).items()}
-            labels = b.pop("labels")[:, 1:]
-            logits = model(**b, use_cache=False).logits[:, :-1].float()
-            total += float(F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="sum"))
-            count += int((labels != IGNORE).sum())
+            total += float(_loss_sum(model, b))
+            count += int((b["labels"][:, 1:] != IGNORE).sum())
     return total / count
 
 

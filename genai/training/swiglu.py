@@ -17,13 +17,17 @@ import torch.nn.functional as F
 GATED_MLPS = {"LlamaMLP", "MistralMLP", "Qwen2MLP", "Qwen3MLP"}
 
 
+def _product(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return F.silu(gate) * up
+
+
 class SwiGLU(torch.autograd.Function):
     """silu(gate) * up, saving only gate and up for backward."""
 
     @staticmethod
     def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:  # noqa: D102
         ctx.save_for_backward(gate, up)
-        return F.silu(gate) * up
+        return _product(gate, up)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
@@ -51,7 +55,7 @@ def _lean_forward(mlp):
         def unpack(packed):
             if isinstance(packed, tuple):
                 g, u, size, stride, offset = packed
-                return (F.silu(g) * u).as_strided(size, stride, offset)
+                return _product(g, u).as_strided(size, stride, offset)
             return packed
 
         with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
