@@ -89,6 +89,9 @@ def save(ckpt_root: Path, accelerator, scheduler, state: TrainState, keep: int) 
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    # save_state has no barrier at its end: every process's files (the RNG state of each rank) must be
+    # in tmp before it becomes a complete checkpoint, or a kill right after the rename leaves one without them.
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
         (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))

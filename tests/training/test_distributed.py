@@ -70,6 +70,9 @@ def test_ddp_two_processes_match_one_process_and_resume_exactly(small_recipe, tm
     proc.wait()
     time.sleep(1)
     assert not (killed / "manifest.json").exists()
+    # A checkpoint counts as complete only with every process's state in it (each rank's RNG).
+    for ckpt in (killed / "checkpoints").glob("step-*"):
+        assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in ckpt.iterdir()}, ckpt
     out = genai_cli("train", small_recipe, "--resume", "--run-dir", killed, "train.save_steps=4", *TWO, *COMMON)
     assert out.returncode == 0, out.stderr[-2000:]
     assert max_diff(adapter(tmp_path / "two"), adapter(killed)) <= 1e-6
