@@ -51,18 +51,16 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     gqa = {"enable_gqa": True} if query.shape[1] != key.shape[1] else {}
     p = dropout if module.training else 0.0
     rows = []
-    for b, cuts in enumerate(bounds):
+    # unbind + split (views whose backward is one stack / one cat), not indexing: the backward of each
+    # slice `q[b, :, s:e]` allocates a zero tensor of the whole input, per sample and layer (1.9 GB a step
+    # on the medium bench).
+    for q_row, k_row, v_row, cuts in zip(query.unbind(0), key.unbind(0), value.unbind(0), bounds, strict=True):
+        sizes = [e - s for s, e in zip(cuts, cuts[1:], strict=False)]
         parts = [
             F.scaled_dot_product_attention(
-                query[b : b + 1, :, s:e],
-                key[b : b + 1, :, s:e],
-                value[b : b + 1, :, s:e],
-                dropout_p=p,
-                is_causal=True,
-                scale=scaling,
-                **gqa,
+                q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), dropout_p=p, is_causal=True, scale=scaling, **gqa
             )
-            for s, e in zip(cuts, cuts[1:], strict=False)
+            for q, k, v in zip(q_row.split(sizes, 1), k_row.split(sizes, 1), v_row.split(sizes, 1), strict=True)
         ]
         rows.append(torch.cat(parts, dim=2))
     return torch.cat(rows, dim=0).transpose(1, 2).contiguous(), None

@@ -18,7 +18,7 @@ GATED_MLPS = {"LlamaMLP", "MistralMLP", "Qwen2MLP", "Qwen3MLP"}
 
 
 def _product(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    return F.silu(gate) * up
+    return F.silu(gate).mul_(up)  # in place on silu's fresh output: one (tokens x intermediate) buffer, not two
 
 
 class SwiGLU(torch.autograd.Function):
@@ -34,8 +34,10 @@ class SwiGLU(torch.autograd.Function):
         gate, up = ctx.saved_tensors
         sig = torch.sigmoid(gate)
         d_up = grad * (gate * sig)
-        d_gate = (grad * up) * (sig * (1 + gate * (1 - sig)))
-        return d_gate, d_up
+        # silu'(gate) = sig * (1 + gate * (1 - sig)), torch's formula in its order, built in place in one
+        # buffer: every temporary here is (tokens x intermediate), the largest tensors of the step.
+        d_silu = torch.rsub(sig, 1).mul_(gate).add_(1).mul_(sig)
+        return (grad * up).mul_(d_silu), d_up
 
 
 def _lean_forward(mlp):
