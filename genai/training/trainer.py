@@ -32,7 +32,9 @@ from genai.training import checkpoint, kernels
 from genai.training.attention import use_packed_attention
 from genai.training.checkpoint import TrainState
 from genai.training.exact_match import exact_match
+from genai.training.heap import map_large_blocks
 from genai.training.export import generation_config, merge_adapter, save_artifact
+from genai.training.lean_lora import use_lean_lora
 from genai.training.loss import use_trained_positions_loss
 from genai.training.progress import Progress, eta
 from genai.training.swiglu import use_lean_swiglu
@@ -229,12 +231,17 @@ class Trainer:
         # The loss over trained positions only, inside the forward (before accelerate wraps the model).
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.trained_positions = use_trained_positions_loss(base, kernels.fused_loss if self.liger else None)
+        lean_lora = self.recipe.lora.enabled and use_lean_lora(model) > 0
+        # CPU: large tensors mapped and unmapped, not left in glibc's growing heap (genai.training.heap).
+        heap = map_large_blocks() if self.accelerator.device.type == "cpu" else None
         # What the run computes with (the progress line and the manifest say it).
         self.kernels = {
             "attention": "per-sample (packed rows)" if self.packed_attention else base.config._attn_implementation,
             "loss": "trained positions only" if self.trained_positions else "full logits",
             "liger": self.liger,
             "lean_swiglu": self.lean_swiglu,
+            "lean_lora": lean_lora,
+            "cpu_heap": heap,
         }
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [

@@ -33,12 +33,15 @@ def test_lora_training_loss_drops_and_artifact_is_self_describing(small_recipe):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["steps"] == 40
     assert manifest["artifact"]["kind"] == "adapter"
-    # On CPU: per-sample attention in packed rows, the loss over trained positions, the lean SwiGLU, no Liger.
+    # On CPU: per-sample attention in packed rows, the loss over trained positions, the lean SwiGLU and LoRA,
+    # large tensors mapped (genai.training.heap), no Liger.
     assert manifest["kernels"] == {
         "attention": "per-sample (packed rows)",
         "loss": "trained positions only",
         "liger": False,
         "lean_swiglu": True,
+        "lean_lora": True,
+        "cpu_heap": "blocks >= 4 MiB mapped",
     }
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step-0000030", "step-0000040"]  # keep the last 2
