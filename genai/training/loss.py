@@ -37,11 +37,13 @@ SUPPORTED = {
 }
 
 
-def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, lm_head, softcap: float | None) -> torch.Tensor:
+def _chunk_loss(
+    hidden: torch.Tensor, targets: torch.Tensor, lm_head, softcap: float | None, reduction: str = "sum"
+) -> torch.Tensor:
     logits = lm_head(hidden).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return F.cross_entropy(logits, targets, reduction="sum")
+    return F.cross_entropy(logits, targets, reduction=reduction)
 
 
 def trained_loss_sum(
@@ -51,31 +53,40 @@ def trained_loss_sum(
     vocab: int,
     softcap: float | None = None,
     fused: Callable | None = None,
+    reduction: str = "sum",
 ) -> torch.Tensor:
     """Sum of the next-token cross-entropy over trained positions. hidden: (B, T, H) after the final
     norm; labels: (B, T) as in the batch (IGNORE where not trained), unshifted. `fused(lm_head, states,
-    targets)`: a fused output-layer-and-loss kernel (Liger, genai.training.kernels) used instead of chunks."""
+    targets)`: a fused output-layer-and-loss kernel (Liger, genai.training.kernels) used instead of chunks.
+    reduction="none": the cross-entropy of each trained position instead, in row-major order (what
+    preference and RL losses sum per sample; no fused kernel)."""
     trained = labels[:, 1:] != IGNORE
     states = hidden[:, :-1][trained]
     targets = labels[:, 1:][trained]
-    if states.shape[0] == 0:
-        return hidden.sum() * 0.0  # keeps the graph (DDP expects every step to reach the parameters)
-    if fused is not None:
+    if states.shape[0] == 0:  # keeps the graph (DDP expects every step to reach the parameters)
+        zero = hidden.sum() * 0.0
+        return zero if reduction == "sum" else zero.float().reshape(1)[:0]
+    if fused is not None and reduction == "sum":
         return fused(lm_head, states, targets)
     size = max(1, CHUNK_LOGITS // vocab)
     if states.shape[0] <= size:
-        return _chunk_loss(states, targets, lm_head, softcap)
+        return _chunk_loss(states, targets, lm_head, softcap, reduction)
+    parts = []
     total = hidden.new_zeros((), dtype=torch.float32)
     for i in range(0, states.shape[0], size):
-        part = (states[i : i + size], targets[i : i + size], lm_head, softcap)
-        total = total + checkpoint(_chunk_loss, *part, use_reentrant=False)
-    return total
+        part = (states[i : i + size], targets[i : i + size], lm_head, softcap, reduction)
+        if reduction == "none":
+            parts.append(checkpoint(_chunk_loss, *part, use_reentrant=False))
+        else:
+            total = total + checkpoint(_chunk_loss, *part, use_reentrant=False)
+    return torch.cat(parts) if reduction == "none" else total
 
 
 def use_trained_positions_loss(causal_lm, fused_loss: Callable[[float | None], Callable] | None = None) -> bool:
     """Make `causal_lm(..., labels=L)` return the loss *sum* over trained positions (logits=None),
-    computed as above; False (model unchanged) for an architecture not in SUPPORTED. `fused_loss(softcap)`
-    makes trained_loss_sum's `fused` (used only where the output layer is a plain Linear, not an adapter's)."""
+    computed as above (`reduction="none"`: per trained position); False (model unchanged) for an architecture
+    not in SUPPORTED. `fused_loss(softcap)` makes trained_loss_sum's `fused` (used only where the output
+    layer is a plain Linear, not an adapter's)."""
     if type(causal_lm).__name__ not in SUPPORTED:
         return False
     from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -87,11 +98,11 @@ def use_trained_positions_loss(causal_lm, fused_loss: Callable[[float | None], C
     fused = fused_loss(softcap) if fused_loss is not None and type(lm_head) is torch.nn.Linear else None
     plain = causal_lm.forward
 
-    def forward(input_ids=None, attention_mask=None, position_ids=None, labels=None, **kwargs):
+    def forward(input_ids=None, attention_mask=None, position_ids=None, labels=None, reduction="sum", **kwargs):
         if labels is None:
             return plain(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-        loss = trained_loss_sum(out.last_hidden_state, labels, lm_head, vocab, softcap, fused)
+        loss = trained_loss_sum(out.last_hidden_state, labels, lm_head, vocab, softcap, fused, reduction)
         return CausalLMOutputWithPast(loss=loss)
 
     causal_lm.forward = forward
