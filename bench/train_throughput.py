@@ -126,7 +126,7 @@ def heldout_loss(model, data, tokenizer) -> float:
     import torch
 
     from genai.data.pack import IGNORE, collate, make_rows
-    from genai.training.trainer import _loss_sum
+    from genai.training.objectives import loss_sum as _loss_sum
 
     model.eval()
     total = count = 0.0

@@ -224,6 +224,19 @@ def check_data(recipe: Recipe) -> None:
                     ) from None
 
 
+@check("method")
+def _method(recipe: Recipe, plan: Plan) -> None:
+    from genai.data.methods import format_problems
+
+    problems = format_problems(recipe.train.method, {"train": recipe.data.train, "eval": recipe.data.eval})
+    if problems:
+        raise GenaiError(
+            "\n".join(problems),
+            hint="preference records have prompt, chosen and rejected (format: preference; map other column "
+            "names with columns:), or set train.method: sft",
+        )
+
+
 @check("model and data")
 def _model_and_data(recipe: Recipe, plan: Plan) -> None:
     if plan.sagemaker:

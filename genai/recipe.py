@@ -121,9 +121,25 @@ class ExactMatchSection(Section):
     max_new_tokens: int = Field(16, ge=1)
 
 
+class DpoSection(Section):
+    """train.dpo: direct preference optimisation (train.method: dpo) on preference pairs."""
+
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference model (higher: closer).")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid", description="sigmoid: DPO; ipo: IPO (per-token average log-ratios); hinge: SLiC's hinge loss."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="sigmoid only: the share of pairs assumed mislabelled (conservative DPO)."
+    )
+
+
 class TrainSection(Section):
     """train: the optimization, its schedule, logging, checkpoints and output."""
 
+    method: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: supervised fine-tuning; dpo: preference pairs against the starting model."
+    )
+    dpo: DpoSection = Field(default_factory=DpoSection)
     output_dir: str = Field("runs", description="Runs go to <output_dir>/<recipe name>/<run id>/.")
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")

@@ -57,15 +57,21 @@ def pack_rows(lengths: np.ndarray, capacity: int) -> list[list[int]]:
     return rows
 
 
-def make_rows(data: TokenizedSet, packing: bool, capacity: int) -> list[list[int]]:
-    """Rows of sample indices: packed to `capacity` tokens, or one sample per row."""
-    if packing:
-        return pack_rows(data.lengths(), capacity)
-    return [[i] for i in range(len(data))]
+def make_rows(data: TokenizedSet, packing: bool, capacity: int, group: int = 1) -> list[list[int]]:
+    """Rows of sample indices: packed to `capacity` tokens, or one sample per row. With group=2 (preference
+    pairs: samples 2i and 2i+1) a pair always shares its row (unpadded: its micro-batch, see collate)."""
+    if group == 1:
+        return pack_rows(data.lengths(), capacity) if packing else [[i] for i in range(len(data))]
+    units = data.lengths().reshape(-1, group).sum(1)
+    grouped = pack_rows(units, capacity) if packing else [[u] for u in range(len(units))]
+    return [[u * group + j for u in row for j in range(group)] for row in grouped]
 
 
 def collate(data: TokenizedSet, rows: list[list[int]], pad_id: int, packing: bool) -> dict[str, np.ndarray]:
-    """Build a micro-batch: input_ids, labels, position_ids (+ attention_mask when padding)."""
+    """Build a micro-batch: input_ids, labels, position_ids (+ attention_mask when padding). Unpacked, a
+    row of several samples (a preference pair) becomes one padded row per sample, in order."""
+    if not packing:
+        rows = [[i] for row in rows for i in row]
     seqs = []
     for row in rows:
         ids, pos, lab = [], [], []

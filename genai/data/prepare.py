@@ -12,9 +12,10 @@ import numpy as np
 
 from genai.data import cache
 from genai.data.formats import Example, to_example
+from genai.data.methods import PAIRED
 from genai.data.pack import TokenizedSet
 from genai.data.sources import read_records, resolve_local
-from genai.data.tokenize import Tokenized, tokenize_turns, turn_stop_tokens
+from genai.data.tokenize import Tokenized, tokenize_final_turn, tokenize_turns, turn_stop_tokens
 from genai.errors import GenaiError
 from genai.home import cache_dir
 from genai.recipe import DataSection, DataSource, Recipe
@@ -175,6 +176,46 @@ def _tokenize_all(
     }
     if examples and not kept:
         raise _all_dropped(split, len(examples), longest, recipe)
+    return _flat(kept)
+
+
+def _tokenize_pairs(
+    examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
+) -> TokenizedSet:
+    """Preference pairs as consecutive samples: 2i the chosen answer, 2i+1 the rejected one. A pair whose
+    either side is too long (overlong: drop) or keeps no trained token after truncation is dropped whole."""
+    max_len, overlong = recipe.data.max_length, recipe.data.overlong
+    kept: list[Tokenized] = []
+    truncated = dropped = longest = 0
+    for ex in examples:
+        pair = [tokenize_final_turn(tokenizer, template, ex, m) for m in (ex.messages, ex.rejected)]
+        stops |= turn_stop_tokens(tokenizer, pair[0])
+        longest = max(longest, *(len(t.input_ids) for t in pair))
+        if any(len(t.input_ids) > max_len for t in pair):
+            if overlong == "drop":
+                dropped += 1
+                continue
+            pair = [Tokenized(t.input_ids[:max_len], t.trained[:max_len]) for t in pair]
+            truncated += 1
+            if not all(any(t.trained) for t in pair):
+                dropped += 1
+                continue
+        kept.extend(pair)
+    stats[split] = {
+        "examples": len(examples),
+        "pairs": len(kept) // 2,
+        "samples": len(kept),
+        "truncated": truncated,
+        "dropped": dropped,
+        "tokens": sum(len(t.input_ids) for t in kept),
+        "trained_tokens": sum(sum(t.trained) for t in kept),
+    }
+    if examples and not kept:
+        raise _all_dropped(split, len(examples), longest, recipe)
+    return _flat(kept)
+
+
+def _flat(kept: list[Tokenized]) -> TokenizedSet:
     lengths = np.array([len(t.input_ids) for t in kept], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ids = np.fromiter((i for t in kept for i in t.input_ids), dtype=np.int32, count=int(offsets[-1]))
@@ -196,6 +237,7 @@ def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool 
             "max_length": recipe.data.max_length,
             "overlong": recipe.data.overlong,
             "loss_on": recipe.data.loss_on,
+            "pairs": recipe.train.method in PAIRED,
         }
     )
     if use_cache:
@@ -206,9 +248,10 @@ def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool 
     train_ex, eval_ex = split_examples(recipe)
     stats: dict = {"key": key}
     stops: set[int] = set()
-    sets = {"train": _tokenize_all(train_ex, tokenizer, template, recipe, "train", stats, stops)}
+    tokenize = _tokenize_pairs if recipe.train.method in PAIRED else _tokenize_all
+    sets = {"train": tokenize(train_ex, tokenizer, template, recipe, "train", stats, stops)}
     if eval_ex:
-        sets["eval"] = _tokenize_all(eval_ex, tokenizer, template, recipe, "eval", stats, stops)
+        sets["eval"] = tokenize(eval_ex, tokenizer, template, recipe, "eval", stats, stops)
     stats["stop_token_ids"] = sorted(stops)
     # Trained on tool calls: serving turns on the family's tool-call parser for this artifact.
     stats["tool_calls"] = sum(ex.calls_tools for ex in train_ex)

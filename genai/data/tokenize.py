@@ -146,6 +146,18 @@ def tokenize_turns(tokenizer, template: str | None, ex: Example, loss_on: str) -
         return out
 
 
+def tokenize_final_turn(tokenizer, template: str | None, ex: Example, messages: list[dict]) -> Tokenized:
+    """`messages` (one side of a preference pair of `ex`) with only the final assistant turn trained, after
+    exactly the prompt the server renders for it: what preference methods compare."""
+    if template is None:
+        raise GenaiError(f"{ex.origin}: preference data needs a chat template", hint="set model.chat_template")
+    if not messages or messages[-1].get("role") != "assistant":
+        raise GenaiError(f"{ex.origin}: a side of the preference pair does not end with an assistant answer")
+    final = Example(ex.origin, messages=messages, tools=ex.tools)
+    prompt, turn = _turn(tokenizer, template, final, len(messages) - 1)
+    return _ids(tokenizer, ensure_eos(tokenizer, [(prompt, False), (turn, True)]), "completion")
+
+
 def turn_stop_tokens(tokenizer, tok: Tokenized) -> set[int]:
     """The last special token of each trained span: the EOS ids the artifact's generation config needs."""
     special = set(tokenizer.all_special_ids)

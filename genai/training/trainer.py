@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from genai import console
-from genai.data.pack import IGNORE, TokenizedSet, collate, make_rows
+from genai.data.pack import collate, make_rows
 from genai.data.prepare import data_file_hashes, prepare, split_examples
 from genai.data.templates import template_for
 from genai.lineage import git_commit, local_model_hash
@@ -32,10 +31,11 @@ from genai.training import checkpoint, kernels
 from genai.training.attention import use_packed_attention
 from genai.training.checkpoint import TrainState
 from genai.training.exact_match import exact_match
-from genai.training.heap import map_large_blocks
 from genai.training.export import generation_config, merge_adapter, save_artifact
+from genai.training.heap import map_large_blocks
 from genai.training.lean_lora import use_lean_lora
 from genai.training.loss import use_trained_positions_loss
+from genai.training.objectives import OBJECTIVES
 from genai.training.progress import Progress, eta
 from genai.training.swiglu import use_lean_swiglu
 
@@ -99,43 +99,6 @@ def _to_device(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
 
 
-def _loss_sum(model, batch: dict[str, torch.Tensor], trained_positions: bool = False) -> torch.Tensor:
-    """Sum of next-token cross-entropy over the batch's trained tokens: inside the model's forward over
-    trained positions only (genai.training.loss), or from the full logits (other architectures)."""
-    if trained_positions:
-        return model(**batch, use_cache=False).loss
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs, use_cache=False).logits[:, :-1]
-    labels = batch["labels"][:, 1:]
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
-    )
-
-
-def evaluate_loss(
-    model,
-    accelerator,
-    data: TokenizedSet,
-    rows: list[list[int]],
-    mbs: int,
-    pad_id: int,
-    packing: bool,
-    trained_positions: bool = False,
-) -> float:
-    """Mean loss per trained token over held-out rows, split across processes."""
-    model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    mine = rows[accelerator.process_index :: accelerator.num_processes]
-    with torch.no_grad():
-        for i in range(0, len(mine), mbs):
-            batch = _to_device(collate(data, mine[i : i + mbs], pad_id, packing), accelerator.device)
-            total[0] += _loss_sum(model, batch, trained_positions).double()
-            total[1] += (batch["labels"][:, 1:] != IGNORE).sum()
-    total = accelerator.reduce(total, reduction="sum")
-    model.train()
-    return float(total[0] / total[1].clamp(min=1))
-
-
 @dataclass
 class _Window:
     """Loss and token counts since the last logged step."""
@@ -143,6 +106,7 @@ class _Window:
     loss: float = 0.0
     trained: float = 0.0
     tokens: int = 0
+    signals: dict[str, float] = field(default_factory=dict)  # the method's own (DPO: rewards), summed
     start: float = field(default_factory=time.perf_counter)
 
 
@@ -154,6 +118,7 @@ class Trainer:
         self.resume_from, self.verbose = resume_from, verbose
         self.last_loss: float | None = None
         self.last_eval: float | None = None
+        self.last_eval_signals: dict[str, float] = {}
         self.em_before: dict | None = None
         self.eval_examples: list = []
 
@@ -208,10 +173,13 @@ class Trainer:
             self.template = template_for(recipe, self.tokenizer)
             self.data = prepare(recipe, self.tokenizer, self.template)
         self.stop_ids = sorted(set(self.data.stats.get("stop_token_ids", [])) | {self.tokenizer.eos_token_id})
-        self.rows = make_rows(self.data.train, recipe.data.packing, recipe.data.max_length)
+        group = OBJECTIVES[self.cfg.method].group  # a preference pair stays in one row / micro-batch
+        self.rows = make_rows(self.data.train, recipe.data.packing, recipe.data.max_length, group)
         self.lengths = self.data.train.lengths()
         self.eval_rows = (
-            make_rows(self.data.eval, recipe.data.packing, recipe.data.max_length) if self.data.eval is not None else []
+            make_rows(self.data.eval, recipe.data.packing, recipe.data.max_length, group)
+            if self.data.eval is not None
+            else []
         )
         self.world = self.accelerator.num_processes
         self.micro_per_epoch, self.total_steps = plan_steps(recipe, len(self.rows), self.world)
@@ -261,6 +229,14 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         checkpoint.keep_trainable_only(self.accelerator)
         self.sharded = checkpoint.is_sharded(self.accelerator)
+        self.objective = OBJECTIVES[cfg.method](self)
+        if hasattr(self.objective, "compute_reference"):
+            # The starting model's log-probabilities (before a resume loads later weights: the same start).
+            sets = {"train": (self.data.train, self.rows)}
+            if self.eval_rows:
+                sets["eval"] = (self.data.eval, self.eval_rows)
+            scorer = self.model if self.sharded else self.accelerator.unwrap_model(self.model)
+            self.objective.compute_reference(scorer, self.accelerator.device, sets)
 
     def _layer_kernels(self, model) -> None:
         """Liger's kernels (GPU), else the lean SwiGLU; per-sample attention for packed rows."""
@@ -317,38 +293,43 @@ class Trainer:
         self.run_start = time.perf_counter() - self.state.elapsed
         self.process_start, self.first_step = time.perf_counter(), self.state.step
 
-    def _micro_batches(self) -> tuple[list[dict], int]:
-        """This process's micro-batches of the next optimizer step, and their real (unpadded) tokens."""
+    def _micro_batches(self) -> tuple[list[dict], list[list[list[int]]], int]:
+        """This process's micro-batches of the next optimizer step, their rows, and their real (unpadded) tokens."""
         state, mbs, world = self.state, self.cfg.micro_batch_size, self.world
         accum = self.cfg.gradient_accumulation_steps
         if state.micro + accum > self.micro_per_epoch:
             state.epoch, state.micro = state.epoch + 1, 0
             self.order = epoch_order(self.cfg.seed, state.epoch, len(self.rows))
-        batches, real_tokens = [], 0
+        batches, rows, real_tokens = [], [], 0
         for m in range(state.micro, state.micro + accum):
             chunk = self.order[m * mbs * world : (m + 1) * mbs * world]
             mine = [self.rows[i] for i in chunk[self.accelerator.process_index :: world]]
             real_tokens += int(sum(self.lengths[i] for row in mine for i in row))  # padding excluded
             batch = collate(self.data.train, mine, self.tokenizer.pad_token_id, self.recipe.data.packing)
             batches.append(_to_device(batch, self.accelerator.device))
-        return batches, real_tokens
+            rows.append(mine)
+        return batches, rows, real_tokens
 
     def step(self) -> None:
         """One optimizer step over gradient_accumulation_steps micro-batches on every process."""
         acc = self.accelerator
-        batches, real_tokens = self._micro_batches()
+        batches, rows, real_tokens = self._micro_batches()
+        objective = self.objective
         counts = torch.tensor(
-            [sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches), real_tokens],
+            [sum(objective.units(b, r) for b, r in zip(batches, rows, strict=True)), real_tokens],
             dtype=torch.float64,
             device=acc.device,
         )
-        n_trained, n_tokens = acc.reduce(counts, reduction="sum").tolist()
+        n_trained, n_tokens = acc.reduce(counts, reduction="sum").tolist()  # units: trained tokens, pairs...
         step_loss = 0.0
-        for i, batch in enumerate(batches):
+        signals = dict.fromkeys(objective.signals, 0.0)
+        for i, (batch, mine) in enumerate(zip(batches, rows, strict=True)):
             with acc.no_sync(self.model) if i < len(batches) - 1 else nullcontext():
-                loss_sum = _loss_sum(self.model, batch, self.trained_positions)
+                loss_sum, sums = objective.loss(self.model, batch, mine)
                 acc.backward(loss_sum * self.world / max(n_trained, 1.0))
             step_loss += float(loss_sum.detach())
+            for name, value in sums.items():
+                signals[name] += value
         self.grad_norm = None
         if self.cfg.max_grad_norm:
             self.grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm))
@@ -357,8 +338,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step, self.state.micro = self.state.step + 1, self.state.micro + self.cfg.gradient_accumulation_steps
         self.state.tokens += int(n_tokens)
-        local = torch.tensor([step_loss], dtype=torch.float64, device=acc.device)
-        self.window.loss += float(acc.reduce(local, reduction="sum"))
+        local = torch.tensor([step_loss, *signals.values()], dtype=torch.float64, device=acc.device)
+        total = acc.reduce(local, reduction="sum").tolist()
+        self.window.loss += total[0]
+        for name, value in zip(signals, total[1:], strict=True):
+            self.window.signals[name] = self.window.signals.get(name, 0.0) + value
         self.window.trained += n_trained
         self.window.tokens += int(n_tokens)
 
@@ -383,6 +367,7 @@ class Trainer:
                 "loss": round(self.last_loss, 6),
                 "lr": self.scheduler.get_last_lr()[0],
                 "grad_norm": self.grad_norm,
+                **{name: round(v / max(w.trained, 1.0), 6) for name, v in w.signals.items()},
                 "tokens": state.tokens,
                 "tokens_per_s": round(tps, 1),
                 "elapsed_s": round(time.perf_counter() - self.run_start, 2),
@@ -398,19 +383,12 @@ class Trainer:
         self.window = _Window()
 
     def evaluate(self) -> float:
-        """Held-out loss now (all processes)."""
-        self.last_eval = evaluate_loss(
-            self.model,
-            self.accelerator,
-            self.data.eval,
-            self.eval_rows,
-            self.cfg.micro_batch_size,
-            self.tokenizer.pad_token_id,
-            self.recipe.data.packing,
-            self.trained_positions,
-        )
-        self.tracker.log_metrics({"eval_loss": round(self.last_eval, 6)}, self.state.step)
-        self.progress.message(f"step {self.state.step}: eval loss {self.last_eval:.4f}")
+        """Held-out loss now, and the method's own held-out signals (all processes)."""
+        scores = self.objective.evaluate(self.model, self.accelerator, self.data.eval, self.eval_rows, "eval")
+        self.last_eval, self.last_eval_signals = scores.pop("eval_loss"), scores
+        self.tracker.log_metrics({"eval_loss": round(self.last_eval, 6)} | scores, self.state.step)
+        extra = "".join(f", {k[len('eval_') :]} {v:.4f}" for k, v in scores.items())
+        self.progress.message(f"step {self.state.step}: eval loss {self.last_eval:.4f}{extra}")
         return self.last_eval
 
     def save(self) -> Path:
@@ -482,9 +460,11 @@ class Trainer:
             "steps": self.state.step,
             "train_seconds": round(self.state.elapsed, 2),
             "tokens": self.state.tokens,
+            "method": self.cfg.method,
             "metrics": {
                 "train_loss": self.last_loss,
                 "eval_loss": self.last_eval,
+                **self.last_eval_signals,
                 "exact_match_before": result.exact_match_before,
                 "exact_match_after": result.exact_match_after,
             },

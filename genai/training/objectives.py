@@ -1,0 +1,157 @@
+"""What a training step minimises, per method (train.method), in a registry the trainer's loop calls.
+
+An objective turns one micro-batch into a loss *sum* and the count of units that sum is over (trained
+tokens for SFT, pairs for DPO): the loop divides by the units of the whole optimizer step (all
+micro-batches, all processes), so gradient accumulation and several processes give the same objective.
+It also names the signals logged beside the loss (DPO: rewards and accuracy) and scores held-out data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genai.data.pack import IGNORE, TokenizedSet, collate
+from genai.recipe import DpoSection
+from genai.training.logps import sample_logps
+
+
+def _to_device(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+
+
+def loss_sum(model, batch: dict[str, torch.Tensor], trained_positions: bool = False) -> torch.Tensor:
+    """Sum of next-token cross-entropy over the batch's trained tokens: inside the model's forward over
+    trained positions only (genai.training.loss), or from the full logits (other architectures)."""
+    if trained_positions:
+        return model(**batch, use_cache=False).loss
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs, use_cache=False).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
+
+
+class Objective:
+    """Supervised fine-tuning: next-token cross-entropy over trained tokens (the base for other methods)."""
+
+    group = 1  # consecutive samples that form one unit of data (2: a preference pair)
+    signals: tuple[str, ...] = ()  # what loss() sums beside the loss, logged as their mean per unit
+
+    def __init__(self, trainer):
+        self.trained_positions = trainer.trained_positions
+        self.packing = trainer.recipe.data.packing
+        self.pad_id = trainer.tokenizer.pad_token_id
+        self.mbs = trainer.cfg.micro_batch_size
+
+    def units(self, batch: dict[str, torch.Tensor], rows: list[list[int]]) -> int:
+        """What the loss of this micro-batch is a sum over."""
+        return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    def loss(
+        self, model, batch: dict[str, torch.Tensor], rows: list[list[int]], split: str = "train"
+    ) -> tuple[torch.Tensor, dict]:
+        """(loss sum, sums of the signals) of one micro-batch of `split` (train or eval)."""
+        return loss_sum(model, batch, self.trained_positions), {}
+
+    def evaluate(self, model, accelerator, data: TokenizedSet, rows: list[list[int]], split: str) -> dict:
+        """Mean loss per unit over held-out rows (split across processes), and the signals' means."""
+        model.eval()
+        total = torch.zeros(2 + len(self.signals), dtype=torch.float64, device=accelerator.device)
+        mine = rows[accelerator.process_index :: accelerator.num_processes]
+        with torch.no_grad():
+            for i in range(0, len(mine), self.mbs):
+                part = mine[i : i + self.mbs]
+                batch = _to_device(collate(data, part, self.pad_id, self.packing), accelerator.device)
+                value, sums = self.loss(model, batch, part, split)
+                total[0] += value.double()
+                total[1] += self.units(batch, part)
+                for j, name in enumerate(self.signals):
+                    total[2 + j] += sums[name]
+        total = accelerator.reduce(total, reduction="sum")
+        model.train()
+        n = total[1].clamp(min=1)
+        return {"eval_loss": float(total[0] / n)} | {
+            f"eval_{name}": float(total[2 + j] / n) for j, name in enumerate(self.signals)
+        }
+
+
+class DPO(Objective):
+    """Direct preference optimisation: each pair's chosen answer made likelier than its rejected one,
+    measured against the starting model (the reference), whose log-probabilities are computed once
+    before training (no second model in memory; for LoRA and full fine-tuning alike)."""
+
+    group = 2
+    signals = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracy")
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.cfg: DpoSection = trainer.cfg.dpo
+        self.reference: dict[str, np.ndarray] = {}
+
+    def compute_reference(self, model, device, sets: dict[str, tuple[TokenizedSet, list[list[int]]]]) -> None:
+        """Log-probabilities of every sample under the model as it is now (before any step), per split."""
+        model.eval()
+        with torch.no_grad():
+            for split, (data, rows) in sets.items():
+                out = np.zeros(len(data), dtype=np.float64)
+                for i in range(0, len(rows), self.mbs):
+                    part = rows[i : i + self.mbs]
+                    batch = _to_device(collate(data, part, self.pad_id, self.packing), device)
+                    logps, _ = sample_logps(model, batch, self._per_row(part), self.trained_positions)
+                    out[[s for row in part for s in row]] = logps.double().cpu().numpy()
+                self.reference[split] = out
+        model.train()
+
+    def _per_row(self, rows: list[list[int]]) -> list[int]:
+        return [len(r) for r in rows] if self.packing else [1] * sum(len(r) for r in rows)
+
+    def units(self, batch, rows) -> int:
+        """Pairs."""
+        return sum(len(r) for r in rows) // 2
+
+    def loss(self, model, batch, rows, split="train"):
+        """Sum of the pairs' DPO losses; rewards are beta times the log-ratios against the reference."""
+        order = [s for row in rows for s in row]
+        logps, counts = sample_logps(model, batch, self._per_row(rows), self.trained_positions)
+        ref = torch.as_tensor(self.reference[split][order], dtype=logps.dtype, device=logps.device)
+        if self.cfg.loss_type == "ipo":  # IPO compares per-token averages
+            logps, ref = logps / counts.clamp(min=1), ref / counts.clamp(min=1)
+        chosen, rejected = logps[0::2], logps[1::2]
+        ratio_c, ratio_r = chosen - ref[0::2], rejected - ref[1::2]
+        losses = LOSSES[self.cfg.loss_type](ratio_c - ratio_r, self.cfg)
+        reward_c, reward_r = (self.cfg.beta * ratio_c).detach(), (self.cfg.beta * ratio_r).detach()
+        sums = {
+            "rewards/chosen": float(reward_c.sum()),
+            "rewards/rejected": float(reward_r.sum()),
+            "rewards/margins": float((reward_c - reward_r).sum()),
+            "rewards/accuracy": float((reward_c > reward_r).sum()),
+        }
+        return losses.sum(), sums
+
+
+def _sigmoid(logits: torch.Tensor, cfg: DpoSection) -> torch.Tensor:
+    s = cfg.label_smoothing
+    return -(1 - s) * F.logsigmoid(cfg.beta * logits) - s * F.logsigmoid(-cfg.beta * logits)
+
+
+def _ipo(logits: torch.Tensor, cfg: DpoSection) -> torch.Tensor:
+    return (logits - 1 / (2 * cfg.beta)) ** 2
+
+
+def _hinge(logits: torch.Tensor, cfg: DpoSection) -> torch.Tensor:
+    return torch.relu(1 - cfg.beta * logits)
+
+
+# DPO's loss types: each takes the difference of the chosen and rejected log-ratios (policy - reference).
+LOSSES: dict[str, Callable[[torch.Tensor, DpoSection], torch.Tensor]] = {
+    "sigmoid": _sigmoid,
+    "ipo": _ipo,
+    "hinge": _hinge,
+}
+
+OBJECTIVES: dict[str, type[Objective]] = {"sft": Objective, "dpo": DPO}

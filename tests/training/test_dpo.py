@@ -1,0 +1,139 @@
+"""DPO (train.method: dpo): pairs tokenized with only the final answer trained and kept together in rows,
+the loss types as their papers write them, a run that learns to prefer the correct sum over a wrong one,
+an exact resume after SIGKILL, and non-preference data refused before training."""
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from genai.data.pack import TokenizedSet, collate, make_rows
+from genai.recipe import DpoSection
+from tests.conftest import genai_cli
+from tests.training.conftest import QS, train_then_kill
+
+EVASIONS = ["I do not know.", "Ask someone else.", "Numbers are hard.", "That is a secret."]
+
+
+def write_pairs(path: Path, source: Path, n: int, seed: int) -> Path:
+    """Preference pairs from the quickstart sums: the answer against an evasion (learnable in seconds by a
+    model that cannot add yet)."""
+    rng = random.Random(seed)
+    with open(source) as src, open(path, "w") as out:
+        for line, _ in zip(src, range(n), strict=False):
+            rec = json.loads(line)
+            pair = {"prompt": rec["instruction"], "chosen": rec["output"], "rejected": rng.choice(EVASIONS)}
+            out.write(json.dumps(pair) + "\n")
+    return path
+
+
+@pytest.fixture()
+def dpo_recipe(tmp_path) -> Path:
+    train = write_pairs(tmp_path / "pairs.jsonl", QS / "train.jsonl", 400, seed=0)
+    held = write_pairs(tmp_path / "held.jsonl", QS / "test.jsonl", 40, seed=1)
+    p = tmp_path / "dpo.yaml"
+    p.write_text(f"""\
+name: dpo
+model: {{name_or_path: genai/tiny-llama}}
+data:
+  train: [{{path: {train}, format: preference}}]
+  eval: [{{path: {held}, format: preference}}]
+  max_length: 64
+  cache_dir: {tmp_path / "cache"}
+lora: {{r: 8, alpha: 16, dropout: 0.0}}
+train:
+  method: dpo
+  dpo: {{beta: 0.1}}
+  output_dir: {tmp_path / "runs"}
+  max_steps: 40
+  micro_batch_size: 4
+  learning_rate: 3.0e-3
+  warmup_steps: 3
+  num_threads: 1
+  logging_steps: 5
+  eval_steps: 20
+  exact_match: {{limit: 0}}
+""")
+    return p
+
+
+def test_the_loss_types_are_the_published_formulas():
+    from genai.training.objectives import LOSSES
+
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.7, 4.0])  # chosen minus rejected log-ratio
+    cfg = DpoSection(beta=0.2, label_smoothing=0.1)
+    want = -0.9 * F.logsigmoid(0.2 * x) - 0.1 * F.logsigmoid(-0.2 * x)
+    assert torch.allclose(LOSSES["sigmoid"](x, cfg), want)
+    assert torch.allclose(LOSSES["ipo"](x, cfg), (x - 1 / 0.4) ** 2)
+    assert torch.allclose(LOSSES["hinge"](x, cfg), torch.relu(1 - 0.2 * x))
+    # The policy equal to the reference: DPO's loss is log 2 for every pair.
+    assert torch.allclose(LOSSES["sigmoid"](torch.zeros(3), DpoSection()), torch.full((3,), float(np.log(2))))
+
+
+def test_pairs_share_their_prompt_train_only_the_answer_and_stay_together(dpo_recipe):
+    from genai.data.prepare import prepare
+    from genai.data.templates import template_for
+    from genai.models import load_tokenizer, resolve_model_path
+    from genai.recipe import load_recipe
+
+    recipe = load_recipe(dpo_recipe, ["data.train.0.limit=6"])
+    tok = load_tokenizer(recipe.model, resolve_model_path(recipe.model))
+    data = prepare(recipe, tok, template_for(recipe, tok), use_cache=False)
+    assert data.stats["train"]["pairs"] == 6 and len(data.train) == 12
+    for i in range(6):
+        (c_ids, c_tr), (r_ids, r_tr) = data.train.sample(2 * i), data.train.sample(2 * i + 1)
+        n = int(np.argmax(c_tr))  # the prompt: everything before the answer, untrained and the same on both
+        assert not c_tr[:n].any() and c_tr[n:].all() and r_tr[n:].all() and not r_tr[:n].any()
+        assert (c_ids[:n] == r_ids[:n]).all()
+        assert tok.eos_token_id in c_ids[n:] and tok.eos_token_id in r_ids[n:]  # each answer ends in its stop token
+        assert tok.decode(c_ids[n:]) != tok.decode(r_ids[n:])
+    lengths = np.array([5, 7, 3, 9, 4, 4])
+    data = TokenizedSet(np.zeros(32, np.int32), np.ones(32, bool), np.concatenate([[0], np.cumsum(lengths)]))
+    for packing in (True, False):
+        rows = make_rows(data, packing, 16, group=2)
+        assert sorted(s for r in rows for s in r) == list(range(6))
+        assert all(r[j] % 2 == 0 and r[j + 1] == r[j] + 1 for r in rows for j in range(0, len(r), 2))
+    assert collate(data, [[0, 1]], 0, packing=False)["input_ids"].shape == (2, 7)  # one padded row per side
+
+
+@pytest.mark.slow
+def test_dpo_learns_to_prefer_the_correct_sum_and_reports_its_signals(dpo_recipe):
+    out = genai_cli("train", dpo_recipe, "--run-dir", dpo_recipe.parent / "run")
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = dpo_recipe.parent / "run"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["method"] == "dpo"
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in logged if "loss" in m]
+    # The policy starts as the reference: loss log 2, no margin; then the chosen answers pull ahead.
+    assert steps[-1]["loss"] < steps[0]["loss"] < 0.7
+    assert steps[-1]["rewards/margins"] > 0 and steps[-1]["rewards/chosen"] > steps[-1]["rewards/rejected"]
+    assert manifest["metrics"]["eval_loss"] < np.log(2)
+    assert manifest["metrics"]["eval_rewards/accuracy"] >= 0.75, manifest["metrics"]
+
+
+@pytest.mark.slow
+def test_dpo_resumes_exactly_after_sigkill(dpo_recipe, tmp_path):
+    args = ["train.max_steps=24", "train.save_steps=6", "train.logging_steps=1", "train.eval_steps=null"]
+    full = tmp_path / "full"
+    out = genai_cli("train", dpo_recipe, "--run-dir", full, *args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    killed = tmp_path / "killed"
+    train_then_kill(dpo_recipe, killed, args, at_step=random.Random().randint(8, 20))
+    out = genai_cli("train", dpo_recipe, "--resume", "--run-dir", killed, *args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    a = load_file(str(full / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(killed / "adapter" / "adapter_model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+
+
+def test_dpo_on_data_without_rejected_answers_stops_before_training(small_recipe, tmp_path):
+    out = genai_cli("train", small_recipe, "train.method=dpo")
+    assert out.returncode == 2
+    assert "data.train.0.format: train.method 'dpo' trains on preference records, not 'alpaca'" in out.stderr
+    assert not (tmp_path / "runs").exists()
