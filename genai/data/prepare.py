@@ -138,81 +138,67 @@ def _all_dropped(split: str, n: int, longest: int, recipe: Recipe) -> GenaiError
     )
 
 
-def _tokenize_all(
-    examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
-) -> TokenizedSet:
+def _fit(units: list[list[Tokenized]], recipe: Recipe, split: str, n_examples: int, stats: dict) -> TokenizedSet:
+    """Keep units (a sample, or a preference pair: dropped or truncated whole) within data.max_length."""
     max_len, overlong = recipe.data.max_length, recipe.data.overlong
     kept: list[Tokenized] = []
     truncated = dropped = longest = 0
+    for unit in units:
+        longest = max(longest, *(len(t.input_ids) for t in unit))
+        if any(len(t.input_ids) > max_len for t in unit):
+            if overlong == "drop":
+                dropped += 1
+                continue
+            unit = [Tokenized(t.input_ids[:max_len], t.trained[:max_len]) for t in unit]
+            truncated += 1
+            if not all(any(t.trained) for t in unit):
+                dropped += 1  # truncation removed every trained token: nothing to learn
+                continue
+        kept.extend(unit)
+    stats[split] = {
+        "examples": n_examples,
+        "samples": len(kept),
+        "truncated": truncated,
+        "dropped": dropped,
+        "tokens": sum(len(t.input_ids) for t in kept),
+        "trained_tokens": sum(sum(t.trained) for t in kept),
+    }
+    if n_examples and not kept:
+        raise _all_dropped(split, n_examples, longest, recipe)
+    return _flat(kept)
+
+
+def _tokenize_all(
+    examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
+) -> TokenizedSet:
+    units = []
     per_turn = 0
     for ex in examples:
         toks = tokenize_turns(tokenizer, template, ex, recipe.data.loss_on)
         per_turn += len(toks) > 1
         for tok in toks:
-            longest = max(longest, len(tok.input_ids))
             stops |= turn_stop_tokens(tokenizer, tok)
-            if len(tok.input_ids) > max_len:
-                if overlong == "drop":
-                    dropped += 1
-                    continue
-                tok = Tokenized(tok.input_ids[:max_len], tok.trained[:max_len])
-                truncated += 1
-                if not any(tok.trained):
-                    dropped += 1  # truncation removed every trained token: nothing to learn
-                    continue
-            kept.append(tok)
+            units.append([tok])
     if per_turn:
         _warn_once(
             f"{split}: {per_turn} conversations trained one assistant turn per sample: the chat template "
             "renders earlier turns differently once a later turn exists (as Qwen3 drops past thinking)"
         )
-    stats[split] = {
-        "examples": len(examples),
-        "samples": len(kept),
-        "truncated": truncated,
-        "dropped": dropped,
-        "tokens": sum(len(t.input_ids) for t in kept),
-        "trained_tokens": sum(sum(t.trained) for t in kept),
-    }
-    if examples and not kept:
-        raise _all_dropped(split, len(examples), longest, recipe)
-    return _flat(kept)
+    return _fit(units, recipe, split, len(examples), stats)
 
 
 def _tokenize_pairs(
     examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
 ) -> TokenizedSet:
-    """Preference pairs as consecutive samples: 2i the chosen answer, 2i+1 the rejected one. A pair whose
-    either side is too long (overlong: drop) or keeps no trained token after truncation is dropped whole."""
-    max_len, overlong = recipe.data.max_length, recipe.data.overlong
-    kept: list[Tokenized] = []
-    truncated = dropped = longest = 0
+    """Preference pairs as consecutive samples: 2i the chosen answer, 2i+1 the rejected one."""
+    units = []
     for ex in examples:
         pair = [tokenize_final_turn(tokenizer, template, ex, m) for m in (ex.messages, ex.rejected)]
         stops |= turn_stop_tokens(tokenizer, pair[0])
-        longest = max(longest, *(len(t.input_ids) for t in pair))
-        if any(len(t.input_ids) > max_len for t in pair):
-            if overlong == "drop":
-                dropped += 1
-                continue
-            pair = [Tokenized(t.input_ids[:max_len], t.trained[:max_len]) for t in pair]
-            truncated += 1
-            if not all(any(t.trained) for t in pair):
-                dropped += 1
-                continue
-        kept.extend(pair)
-    stats[split] = {
-        "examples": len(examples),
-        "pairs": len(kept) // 2,
-        "samples": len(kept),
-        "truncated": truncated,
-        "dropped": dropped,
-        "tokens": sum(len(t.input_ids) for t in kept),
-        "trained_tokens": sum(sum(t.trained) for t in kept),
-    }
-    if examples and not kept:
-        raise _all_dropped(split, len(examples), longest, recipe)
-    return _flat(kept)
+        units.append(pair)
+    out = _fit(units, recipe, split, len(examples), stats)
+    stats[split]["pairs"] = len(out) // 2
+    return out
 
 
 def _flat(kept: list[Tokenized]) -> TokenizedSet:
