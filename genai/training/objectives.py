@@ -19,7 +19,8 @@ from genai.recipe import DpoSection
 from genai.training.logps import sample_logps
 
 
-def _to_device(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
+def to_device(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
+    """A collated micro-batch as tensors on the training device."""
     return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
 
 
@@ -66,7 +67,7 @@ class Objective:
         with torch.no_grad():
             for i in range(0, len(mine), self.mbs):
                 part = mine[i : i + self.mbs]
-                batch = _to_device(collate(data, part, self.pad_id, self.packing), accelerator.device)
+                batch = to_device(collate(data, part, self.pad_id, self.packing), accelerator.device)
                 value, sums = self.loss(model, batch, part, split)
                 total[0] += value.double()
                 total[1] += self.units(batch, part)
@@ -101,7 +102,7 @@ class DPO(Objective):
                 out = np.zeros(len(data), dtype=np.float64)
                 for i in range(0, len(rows), self.mbs):
                     part = rows[i : i + self.mbs]
-                    batch = _to_device(collate(data, part, self.pad_id, self.packing), device)
+                    batch = to_device(collate(data, part, self.pad_id, self.packing), device)
                     logps, _ = sample_logps(model, batch, self._per_row(part), self.trained_positions)
                     out[[s for row in part for s in row]] = logps.double().cpu().numpy()
                 self.reference[split] = out

@@ -35,7 +35,7 @@ from genai.training.export import generation_config, merge_adapter, save_artifac
 from genai.training.heap import map_large_blocks
 from genai.training.lean_lora import use_lean_lora
 from genai.training.loss import use_trained_positions_loss
-from genai.training.objectives import OBJECTIVES
+from genai.training.objectives import OBJECTIVES, to_device
 from genai.training.progress import Progress, eta
 from genai.training.swiglu import use_lean_swiglu
 
@@ -93,10 +93,6 @@ def plan_steps(recipe: Recipe, n_rows: int, world: int) -> tuple[int, int]:
 def epoch_order(seed: int, epoch: int, n_rows: int) -> np.ndarray:
     """The row order of an epoch: a permutation fixed by (seed, epoch), so a resume replays it."""
     return np.random.default_rng([seed, epoch]).permutation(n_rows)
-
-
-def _to_device(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
 
 
 @dataclass
@@ -306,7 +302,7 @@ class Trainer:
             mine = [self.rows[i] for i in chunk[self.accelerator.process_index :: world]]
             real_tokens += int(sum(self.lengths[i] for row in mine for i in row))  # padding excluded
             batch = collate(self.data.train, mine, self.tokenizer.pad_token_id, self.recipe.data.packing)
-            batches.append(_to_device(batch, self.accelerator.device))
+            batches.append(to_device(batch, self.accelerator.device))
             rows.append(mine)
         return batches, rows, real_tokens
 

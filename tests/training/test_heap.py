@@ -30,7 +30,9 @@ def _probe(mode: str, **env) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="Linux only: the probe reads /proc/self/maps, and mallopt is glibc's"
+)
 def test_large_tensors_leave_the_heap_and_the_environment_wins():
     assert _probe("off") == {"setting": None, "in_heap": True}  # glibc's default: served from the heap
     assert _probe("on") == {"setting": "blocks >= 4 MiB mapped", "in_heap": False}
