@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from genai.errors import GenaiError
-from genai.recipe import LoraSection, ModelSection
+from genai.recipe import LoraSection, ModelSection, Recipe
 
 # Built-in model ids resolved offline to a local folder (built on first use).
 BUILTIN_MODELS: dict[str, Callable[[], Path]] = {}
@@ -31,6 +31,15 @@ def resolve_model_path(model: ModelSection) -> str:
     if model.name_or_path in BUILTIN_MODELS:
         return str(BUILTIN_MODELS[model.name_or_path]())
     return model.name_or_path
+
+
+def start_model_path(recipe: Recipe) -> str:
+    """The model a recipe starts from: its model, or for a chained recipe (genai.parents) its parent as a
+    standalone model (what eval scores as "before" and a full fine-tune or a merged model builds on)."""
+    from genai.parents import find_parent
+
+    parent = find_parent(recipe)
+    return str(parent.model_dir()) if parent else resolve_model_path(recipe.model)
 
 
 def _hub_kwargs(model: ModelSection) -> dict:
@@ -135,8 +144,11 @@ def lora_config(lora: LoraSection):
     )
 
 
-def wrap_for_training(model, lora: LoraSection, *, quantized: bool, gradient_checkpointing: bool):
-    """LoRA/DoRA adapters via PEFT, or the full model with every weight trainable."""
+def wrap_for_training(
+    model, lora: LoraSection, *, quantized: bool, gradient_checkpointing: bool, adapter: Path | None = None
+):
+    """LoRA/DoRA adapters via PEFT (new, or a parent run's `adapter` trained further), or the full model with
+    every weight trainable."""
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if not lora.enabled:
@@ -149,6 +161,10 @@ def wrap_for_training(model, lora: LoraSection, *, quantized: bool, gradient_che
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     if gradient_checkpointing:
         model.enable_input_require_grads()
+    if adapter is not None:  # a chained run continues its parent's adapter (its own rank and targets)
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
     try:
         return get_peft_model(model, lora_config(lora))
     except ValueError as exc:

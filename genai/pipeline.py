@@ -165,6 +165,32 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+def train_parents(recipe: Recipe, console: Console, seen: tuple[Path, ...] = ()) -> None:
+    """A recipe that names its parent by recipe file (genai.parents) needs a finished run of it: train the
+    parent (and its own parents) first when it has none, resuming an interrupted one."""
+    from genai.errors import GenaiError
+    from genai.parents import parent_recipe_file
+    from genai.preflight import preflight
+    from genai.runs import recipe_runs
+
+    file = parent_recipe_file(recipe.model)
+    if file is None or not file.exists():
+        return  # the preflight names a missing parent
+    if file.resolve() in seen:
+        chain = " -> ".join(p.name for p in (*seen, file.resolve()))
+        raise GenaiError(f"model.name_or_path: the recipes name each other as parents: {chain}")
+    parent = load_recipe(file)
+    if any(r.is_trained for r in recipe_runs(parent)):
+        return
+    train_parents(parent, console, (*seen, file.resolve()))
+    preflight(parent)
+    from genai.training.launch import start_training
+
+    unfinished = resumable_run(parent)
+    console.rule(f"[bold]parent: training {file.name} first (no finished run of it yet)")
+    start_training(parent, resume=unfinished is not None, run_dir=unfinished.path if unfinished else None)
+
+
 def run_pipeline(
     recipe_path: str | Path | Recipe,
     overrides: list[str],
@@ -182,6 +208,8 @@ def run_pipeline(
         recipe = with_overrides(recipe_path, overrides)
     else:
         recipe = load_recipe(recipe_path, overrides)
+    if not sagemaker:
+        train_parents(recipe, console or Console(stderr=True))
     preflight(recipe, Plan(serve=serve, sagemaker=sagemaker, insecure=insecure))
     ctx = Context(
         recipe,

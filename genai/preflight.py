@@ -190,7 +190,7 @@ def check_model(recipe: Recipe) -> None:
         )
 
 
-def check_data(recipe: Recipe) -> None:
+def check_data(recipe: Recipe, tokenizer_path: str | None = None) -> None:
     """The tokenizer loads, and its chat template renders the first records of every local source."""
     from genai.data.formats import to_example
     from genai.data.prepare import ends_with_answer
@@ -199,7 +199,7 @@ def check_data(recipe: Recipe) -> None:
     from genai.data.tokenize import tokenize_turns
     from genai.models import load_tokenizer, resolve_model_path
 
-    tokenizer = load_tokenizer(recipe.model, resolve_model_path(recipe.model))
+    tokenizer = load_tokenizer(recipe.model, tokenizer_path or resolve_model_path(recipe.model))
     template = template_for(recipe, tokenizer)
     for split in ("train", "eval"):
         for i, src in enumerate(getattr(recipe.data, split)):
@@ -239,10 +239,21 @@ def _method(recipe: Recipe, plan: Plan) -> None:
 
 @check("model and data")
 def _model_and_data(recipe: Recipe, plan: Plan) -> None:
+    from genai.parents import find_parent, parent_recipe_file
+
     if plan.sagemaker:
+        if parent_recipe_file(recipe.model) or Path(recipe.model.name_or_path).is_dir():
+            if find_parent(recipe) is not None:
+                raise GenaiError(
+                    "model.name_or_path: a SageMaker job cannot start from a run on this machine",
+                    hint="merge the parent (genai merge RUN), upload the merged folder to S3 and name that, "
+                    "or train the chained recipe here",
+                )
         return  # the job loads the model (hub id or S3) and its tokenizer where it runs
-    check_model(recipe)
-    check_data(recipe)
+    parent = find_parent(recipe)  # a chained recipe: the parent run must be there and finished
+    if parent is None:
+        check_model(recipe)
+    check_data(recipe, str(parent.run.artifact_dir) if parent else None)
 
 
 # ---------------------------------------------------------------------- output

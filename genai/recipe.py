@@ -30,7 +30,15 @@ class Section(BaseModel):
 class ModelSection(Section):
     """model: the base model and how to load it."""
 
-    name_or_path: str = Field(description="Hub id, local folder, or a built-in id such as 'genai/tiny-llama'.")
+    name_or_path: str = Field(
+        description="Hub id, local folder, or a built-in id such as 'genai/tiny-llama'; or an earlier run to start "
+        "from: its run folder, <output_dir>/<recipe>/latest, or a recipe file (its newest finished run)."
+    )
+    parent_adapter: Literal["continue", "merge"] = Field(
+        "continue",
+        description="When name_or_path is a LoRA run: continue training its adapter, or merge it into its base "
+        "and train a new adapter (or every weight) on the merged model.",
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Run model code from the hub. Off unless you trust it.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -131,15 +139,31 @@ class DpoSection(Section):
     label_smoothing: float = Field(
         0.0, ge=0, lt=0.5, description="sigmoid only: the share of pairs assumed mislabelled (conservative DPO)."
     )
+    sft_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Add this times the chosen answer's mean NLL to each pair's loss (RPO; TRL's rpo_alpha): keeps "
+        "the chosen answers likely while the margin grows.",
+    )
+
+
+class OrpoSection(Section):
+    """train.orpo: odds-ratio preference optimisation (train.method: orpo): SFT on the chosen answer plus an
+    odds-ratio term on preference pairs, with no reference model."""
+
+    beta: float = Field(0.1, gt=0, description="Weight of the odds-ratio term beside the SFT loss (ORPO's lambda).")
 
 
 class TrainSection(Section):
     """train: the optimization, its schedule, logging, checkpoints and output."""
 
-    method: Literal["sft", "dpo"] = Field(
-        "sft", description="sft: supervised fine-tuning; dpo: preference pairs against the starting model."
+    method: Literal["sft", "dpo", "orpo"] = Field(
+        "sft",
+        description="sft: supervised fine-tuning; dpo: preference pairs against the starting model; orpo: SFT "
+        "plus an odds-ratio term on pairs.",
     )
     dpo: DpoSection = Field(default_factory=DpoSection)
+    orpo: OrpoSection = Field(default_factory=OrpoSection)
     output_dir: str = Field("runs", description="Runs go to <output_dir>/<recipe name>/<run id>/.")
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
@@ -203,11 +227,14 @@ class GateRule(Section):
     metric: str = Field(description="As lm-eval names it, e.g. exact_match,strip or acc,none (filter optional).")
     min: float | None = Field(None, description="Fine-tuned score must be at least this.")
     max_drop: float | None = Field(None, ge=0, description="Fine-tuned may be at most this much below base.")
+    min_gain: float | None = Field(
+        None, description="Fine-tuned must be at least this much above base (a chained run's base: its parent)."
+    )
 
     @model_validator(mode="after")
     def _one_bound(self) -> GateRule:
-        if (self.min is None) == (self.max_drop is None):
-            raise ValueError("give exactly one of 'min' or 'max_drop'")
+        if sum(b is not None for b in (self.min, self.max_drop, self.min_gain)) != 1:
+            raise ValueError("give exactly one of 'min', 'max_drop' or 'min_gain'")
         return self
 
 
@@ -427,6 +454,11 @@ def _format_errors(exc: ValidationError, source: str, lines: dict, overridden: s
 _PATH_PREFIXES = ("./", "../", "~")
 
 
+def _names_a_file(value: str) -> bool:
+    """A chat template file, a parent recipe file, or <output_dir>/<recipe>/latest (a hub id has one slash)."""
+    return value.endswith((".jinja", ".yaml", ".yml")) or (value.endswith("/latest") and value.count("/") >= 2)
+
+
 def _resolve_paths(data: dict, base: Path, overridden: set[tuple]) -> None:
     """Relative paths in a recipe file are relative to that file; on the CLI, to the cwd."""
     cwd = Path.cwd()
@@ -434,7 +466,7 @@ def _resolve_paths(data: dict, base: Path, overridden: set[tuple]) -> None:
     def fix(value: str, loc: tuple, always: bool) -> str:
         if not isinstance(value, str) or "://" in value or os.path.isabs(value):
             return value
-        if not always and not value.startswith(_PATH_PREFIXES) and not value.endswith(".jinja"):
+        if not always and not value.startswith(_PATH_PREFIXES) and not _names_a_file(value):
             return value
         root = cwd if any(loc[: len(o)] == o for o in overridden) else base
         return str((root / os.path.expanduser(value)).resolve())

@@ -48,7 +48,27 @@ def _facts(run: Path) -> dict:
         "name": m.get("recipe") or r.get("name") or "run",
         "met": m.get("metrics") or {},
         "tables": the_run.eval_tables(),
+        "training": METHODS.get(m.get("method", "sft"), m.get("method", "sft")),
+        "parent": _parent_text(m.get("parent")),
     }
+
+
+# How the report and the model card name each training method (train.method).
+METHODS = {
+    "sft": "supervised fine-tuning (SFT)",
+    "dpo": "direct preference optimisation (DPO)",
+    "orpo": "odds-ratio preference optimisation (ORPO)",
+    "kto": "Kahneman-Tversky optimisation (KTO)",
+    "grpo": "group relative policy optimisation (GRPO)",
+}
+
+
+def _parent_text(parent: dict | None) -> str | None:
+    """A chained run's parent, as the card and the report say it."""
+    if not parent:
+        return None
+    how = "its adapter trained further" if parent.get("how") == "continue" else "merged, then trained"
+    return f"run {parent.get('run_id')} of recipe {parent.get('recipe')} ({parent.get('method', 'sft')}; {how})"
 
 
 def _source(s: dict) -> str:
@@ -99,6 +119,8 @@ def _card_model(f: dict) -> list[str]:
         "",
         f"- **Base model:** `{f['base']}`" + (f" (revision `{f['revision']}`)" if f["revision"] else ""),
         f"- **Method:** {method}",
+        f"- **Training:** {f['training']}",
+        *([f"- **Parent run:** {f['parent']}"] if f["parent"] else []),
         f"- **Artifact:** `{f['path']}/`" + (f" (merged: `{f['merged']}/`)" if f["merged"] else ""),
         f"- **Produced by:** genai {__version__}, recipe `{f['name']}`, run `{f['m']['run_id']}`",
         "",
@@ -242,6 +264,8 @@ def _page_summary(f: dict, run: Path) -> list[str]:
     m, met, tables = f["m"], f["met"], f["tables"]
     summary = [
         ("base model", f["base"]),
+        ("training", f["training"]),
+        *([("parent run", f["parent"])] if f["parent"] else []),
         ("steps", m.get("steps", "-")),
         ("final train loss", num(f["loss"])),
         ("final eval loss", num(met.get("eval_loss"))),

@@ -105,6 +105,11 @@ def copy_recipe(name: str, dest: Path, *, force: bool = False) -> list[Path]:
     existing = [p for p in (recipe_out, *plan.values()) if p.exists()]
     if existing and not force:
         raise GenaiError(f"genai init: {existing[0]} already exists", hint="choose another folder, or add --force")
+    parent = (yaml.safe_load(text) or {}).get("model", {}).get("name_or_path", "")
+    copied: list[Path] = []
+    if isinstance(parent, str) and parent.endswith((".yaml", ".yml")) and not os.path.isabs(parent):
+        # A chained recipe's parent recipe (and its files) comes along, where the recipe expects it.
+        copied = copy_recipe(str(source.parent / parent), (dest / parent).parent, force=force)
     for src, out in plan.items():
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
@@ -113,4 +118,4 @@ def copy_recipe(name: str, dest: Path, *, force: bool = False) -> list[Path]:
         normal_mode(Path(tmp))
         os.replace(tmp, out)
     atomic_write_text(recipe_out, text)  # last: a recipe whose data is all there
-    return [recipe_out, *plan.values()]
+    return [recipe_out, *plan.values(), *copied]

@@ -4,8 +4,12 @@ whether its samples come in pairs. Free of torch, so the preflight and `genai va
 from __future__ import annotations
 
 # The record formats a method can train on (data.*.format), and whether its samples come in pairs.
-FORMATS: dict[str, tuple[str, ...] | None] = {"sft": None, "dpo": ("preference",)}  # None: any format
-PAIRED = {"dpo"}
+FORMATS: dict[str, tuple[str, ...] | None] = {  # None: any format
+    "sft": None,
+    "dpo": ("preference",),
+    "orpo": ("preference",),
+}
+PAIRED = {"dpo", "orpo"}
 
 
 def format_problems(method: str, sources: dict[str, list]) -> list[str]:

@@ -94,17 +94,19 @@ def check_gate(rules: list[GateRule], results: dict[str, dict]) -> list[Verdict]
         key, tuned = _lookup(results["tuned"]["results"], rule, "fine-tuned")
         if rule.min is not None:
             out.append(Verdict(rule, tuned >= rule.min, f"{rule.task} {key} = {tuned:.4f} >= {rule.min}"))
-        else:
-            if "base" not in results:
-                raise GenaiError("eval.gate: max_drop rules compare with the base model; set eval.baseline: true")
-            _, base = _lookup(results["base"]["results"], rule, "base")
-            out.append(
-                Verdict(
-                    rule,
-                    base - tuned <= rule.max_drop + 1e-12,
-                    f"{rule.task} {key} = {tuned:.4f} vs base {base:.4f} (drop {base - tuned:+.4f} <= {rule.max_drop})",
-                )
+            continue
+        if "base" not in results:
+            raise GenaiError(
+                "eval.gate: max_drop and min_gain rules compare with the base model; set eval.baseline: true"
             )
+        _, base = _lookup(results["base"]["results"], rule, "base")
+        if rule.max_drop is not None:
+            passed = base - tuned <= rule.max_drop + 1e-12
+            why = f"{rule.task} {key} = {tuned:.4f} vs base {base:.4f} (drop {base - tuned:+.4f} <= {rule.max_drop})"
+        else:
+            passed = tuned - base >= rule.min_gain - 1e-12
+            why = f"{rule.task} {key} = {tuned:.4f} vs base {base:.4f} (gain {tuned - base:+.4f} >= {rule.min_gain})"
+        out.append(Verdict(rule, passed, why))
     return out
 
 

@@ -84,14 +84,14 @@ def check_weights(folder: Path, what: str) -> None:
 
 def from_run(run: Path, recipe: Recipe) -> ServeTarget:
     """What a trained run serves under the recipe's `serve` settings (base + LoRA, merged, or the model)."""
-    from genai.models import resolve_model_path
+    from genai.models import start_model_path
 
     kind = Run(run).artifact()["kind"]
     serve = recipe.serve
     name = serve.served_name or recipe.name
     trust = recipe.model.trust_remote_code
-    # A merged or fully fine-tuned model has no adapter to drop: its base is the recipe's model.
-    base = resolve_model_path(recipe.model)
+    # What training started from (eval's "before"): the recipe's model, or a chained recipe's parent run.
+    base = start_model_path(recipe)
     fallback = None
     if kind == "adapter" and serve.artifact == "auto" and (problems := adapter_problems(run / "adapter")):
         fallback = _merge_for_vllm(run, problems)
@@ -111,7 +111,10 @@ def from_run(run: Path, recipe: Recipe) -> ServeTarget:
         )
     if kind == "adapter":
         check_weights(run / "adapter", "adapter")
-        target = _from_adapter(run / "adapter", name, recipe.model.name_or_path, trust, run)
+        chained = bool(Run(run).manifest().get("parent"))
+        target = _from_adapter(run / "adapter", name, None if chained else recipe.model.name_or_path, trust, run)
+        if chained:  # eval's "before" is the parent run, not the base its adapter sits on
+            target = replace(target, base=base)
         if target.model.startswith("/") and not Path(target.model).is_dir():
             raise GenaiError(
                 f"{run}: the adapter's base model folder is gone: {target.model}",

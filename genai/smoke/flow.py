@@ -55,6 +55,14 @@ def run_smoke(recipe_path: str | Path, overrides: list[str], console: Console | 
     start = time.perf_counter()
     console = console or Console(stderr=True)
     recipe = load_recipe(recipe_path, overrides)
+    from genai.parents import parent_recipe_file, parent_run
+
+    if parent_recipe_file(recipe.model) or (Path(recipe.model.name_or_path).is_dir() and parent_run(recipe.model)):
+        raise GenaiError(
+            f"model.name_or_path: '{recipe.model.name_or_path}' is an earlier run or its recipe: --smoke checks a "
+            "recipe on its model family's tiny build",
+            hint="smoke the first recipe of the chain (the one that names a model)",
+        )
     family = family_of(recipe)
     output = Path(recipe.train.output_dir)
     smoke, changes = smoke_recipe(recipe, family, Path(recipe_path).resolve().parent, output)
@@ -318,6 +326,14 @@ def _finish(checklist: Checklist, run_dir: Path | None, start: float, console: C
 def smoke_of(recipe_path: str | Path, overrides: list[str]) -> Recipe:
     """The smoke recipe of a recipe file (what `genai train --smoke` trains)."""
     recipe = load_recipe(recipe_path, overrides)
+    from genai.parents import parent_recipe_file, parent_run
+
+    if parent_recipe_file(recipe.model) or (Path(recipe.model.name_or_path).is_dir() and parent_run(recipe.model)):
+        raise GenaiError(
+            f"model.name_or_path: '{recipe.model.name_or_path}' is an earlier run or its recipe: --smoke checks a "
+            "recipe on its model family's tiny build",
+            hint="smoke the first recipe of the chain (the one that names a model)",
+        )
     family = family_of(recipe)
     smoke, _ = smoke_recipe(recipe, family, Path(recipe_path).resolve().parent, Path(recipe.train.output_dir))
     return smoke

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from genai.data.pack import IGNORE, TokenizedSet, collate
-from genai.recipe import DpoSection
+from genai.recipe import DpoSection, OrpoSection
 from genai.training.logps import sample_logps
 
 
@@ -41,6 +41,7 @@ class Objective:
     """Supervised fine-tuning: next-token cross-entropy over trained tokens (the base for other methods)."""
 
     group = 1  # consecutive samples that form one unit of data (2: a preference pair)
+    needs_reference = False  # whether compute_reference() runs before training (the starting model's log-probs)
     signals: tuple[str, ...] = ()  # what loss() sums beside the loss, logged as their mean per unit
 
     def __init__(self, trainer):
@@ -87,6 +88,7 @@ class DPO(Objective):
     before training (no second model in memory; for LoRA and full fine-tuning alike)."""
 
     group = 2
+    needs_reference = True
     signals = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracy")
 
     def __init__(self, trainer):
@@ -120,11 +122,14 @@ class DPO(Objective):
         order = [s for row in rows for s in row]
         logps, counts = sample_logps(model, batch, self._per_row(rows), self.trained_positions)
         ref = torch.as_tensor(self.reference[split][order], dtype=logps.dtype, device=logps.device)
+        chosen_nll = -(logps / counts.clamp(min=1))[0::2]  # per token: RPO's SFT term
         if self.cfg.loss_type == "ipo":  # IPO compares per-token averages
             logps, ref = logps / counts.clamp(min=1), ref / counts.clamp(min=1)
         chosen, rejected = logps[0::2], logps[1::2]
         ratio_c, ratio_r = chosen - ref[0::2], rejected - ref[1::2]
         losses = LOSSES[self.cfg.loss_type](ratio_c - ratio_r, self.cfg)
+        if self.cfg.sft_weight:  # RPO: the chosen answer's mean NLL beside the preference loss
+            losses = losses + self.cfg.sft_weight * chosen_nll
         reward_c, reward_r = (self.cfg.beta * ratio_c).detach(), (self.cfg.beta * ratio_r).detach()
         sums = {
             "rewards/chosen": float(reward_c.sum()),
@@ -133,6 +138,44 @@ class DPO(Objective):
             "rewards/accuracy": float((reward_c > reward_r).sum()),
         }
         return losses.sum(), sums
+
+
+class ORPO(DPO):
+    """Odds-ratio preference optimisation: the SFT loss on the chosen answer plus beta times an odds-ratio
+    term that makes the chosen answer's odds beat the rejected one's. No reference model: the odds come
+    from the policy's own per-token average log-probabilities (as the ORPO paper and TRL compute them)."""
+
+    needs_reference = False
+    signals = (*DPO.signals, "nll_loss", "log_odds_ratio")
+
+    def __init__(self, trainer):
+        Objective.__init__(self, trainer)
+        self.cfg: OrpoSection = trainer.cfg.orpo
+
+    def loss(self, model, batch, rows, split="train"):
+        """Sum over pairs of (chosen answer's mean NLL - beta * log sigmoid(log odds ratio))."""
+        logps, counts = sample_logps(model, batch, self._per_row(rows), self.trained_positions)
+        mean = logps / counts.clamp(min=1)
+        chosen, rejected = mean[0::2], mean[1::2]
+        log_odds = odds_ratio(chosen, rejected)
+        nll = -chosen
+        losses = nll - self.cfg.beta * F.logsigmoid(log_odds)
+        reward_c, reward_r = (self.cfg.beta * chosen).detach(), (self.cfg.beta * rejected).detach()
+        sums = {
+            "rewards/chosen": float(reward_c.sum()),
+            "rewards/rejected": float(reward_r.sum()),
+            "rewards/margins": float((reward_c - reward_r).sum()),
+            "rewards/accuracy": float((reward_c > reward_r).sum()),
+            "nll_loss": float(nll.detach().sum()),
+            "log_odds_ratio": float(log_odds.detach().sum()),
+        }
+        return losses.sum(), sums
+
+
+def odds_ratio(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """log(odds(chosen) / odds(rejected)) from mean log-probabilities, odds(p) = p / (1 - p)."""
+    # log(1 - p) as log(-expm1(log p)): exact where p is close to 1, where log1p(-exp(.)) rounds to -inf.
+    return (chosen - rejected) - (torch.log(-torch.expm1(chosen)) - torch.log(-torch.expm1(rejected)))
 
 
 def _sigmoid(logits: torch.Tensor, cfg: DpoSection) -> torch.Tensor:
@@ -155,4 +198,4 @@ LOSSES: dict[str, Callable[[torch.Tensor, DpoSection], torch.Tensor]] = {
     "hinge": _hinge,
 }
 
-OBJECTIVES: dict[str, type[Objective]] = {"sft": Objective, "dpo": DPO}
+OBJECTIVES: dict[str, type[Objective]] = {"sft": Objective, "dpo": DPO, "orpo": ORPO}

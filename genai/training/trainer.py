@@ -24,6 +24,7 @@ from genai.data.prepare import data_file_hashes, prepare, split_examples
 from genai.data.templates import template_for
 from genai.lineage import git_commit, local_model_hash
 from genai.models import load_model, load_tokenizer, resolve_model_path, wrap_for_training
+from genai.parents import find_parent
 from genai.recipe import Recipe
 from genai.runs import Run
 from genai.tracking import Tracker
@@ -164,7 +165,8 @@ class Trainer:
     def _setup_data(self) -> None:
         recipe = self.recipe
         with self.accelerator.main_process_first():  # built-in model build and preprocessing: once, on rank 0
-            self.base_path = resolve_model_path(recipe.model)
+            self.parent = find_parent(recipe)  # a chained recipe starts from an earlier run (genai.parents)
+            self.base_path = self.parent.training_base() if self.parent else resolve_model_path(recipe.model)
             self.tokenizer = load_tokenizer(recipe.model, self.base_path)
             self.template = template_for(recipe, self.tokenizer)
             self.data = prepare(recipe, self.tokenizer, self.template)
@@ -191,6 +193,7 @@ class Trainer:
             self.recipe.lora,
             quantized=self.recipe.model.load_in_4bit,
             gradient_checkpointing=cfg.gradient_checkpointing,
+            adapter=self.parent and self.parent.adapter,
         )
         # The loss over trained positions only, inside the forward (before accelerate wraps the model).
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -226,7 +229,7 @@ class Trainer:
         checkpoint.keep_trainable_only(self.accelerator)
         self.sharded = checkpoint.is_sharded(self.accelerator)
         self.objective = OBJECTIVES[cfg.method](self)
-        if hasattr(self.objective, "compute_reference"):
+        if self.objective.needs_reference:
             # The starting model's log-probabilities (before a resume loads later weights: the same start).
             sets = {"train": (self.data.train, self.rows)}
             if self.eval_rows:
@@ -465,11 +468,13 @@ class Trainer:
                 "exact_match_after": result.exact_match_after,
             },
             "base_model": {
-                "name_or_path": recipe.model.name_or_path,
+                # A chained run's base is its chain's first model; "parent" says which run it started from.
+                "name_or_path": self.parent.root_name() if self.parent else recipe.model.name_or_path,
                 "revision": recipe.model.revision,
                 "resolved": self.base_path,
                 "sha256": local_model_hash(Path(self.base_path)),
             },
+            "parent": self.parent and self.parent.lineage(),
             "data_files": data_file_hashes(recipe),
             "git_commit": git_commit(Path.cwd()),
             "artifact": {

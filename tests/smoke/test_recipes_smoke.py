@@ -12,8 +12,12 @@ from genai.families.registry import FAMILIES, detect_family
 from genai.recipe import load_recipe
 from tests.conftest import ROOT
 
+# Recipes that name a hub model (not a built-in, and not a parent recipe of a chain).
 HUB = [
-    p for p in sorted((ROOT / "recipes").glob("*.yaml")) if not load_recipe(p).model.name_or_path.startswith("genai/")
+    p
+    for p in sorted((ROOT / "recipes").glob("*.yaml"))
+    if not load_recipe(p).model.name_or_path.startswith("genai/")
+    and not load_recipe(p).model.name_or_path.endswith(".yaml")
 ]
 
 

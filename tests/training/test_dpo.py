@@ -1,6 +1,6 @@
-"""DPO (train.method: dpo): pairs tokenized with only the final answer trained and kept together in rows,
-the loss types as their papers write them, a run that learns to prefer the correct sum over a wrong one,
-an exact resume after SIGKILL, and non-preference data refused before training."""
+"""DPO and ORPO (train.method: dpo | orpo): pairs tokenized with only the final answer trained and kept
+together in rows, the losses as their papers write them, runs that learn to prefer the correct sum over an
+evasion, an exact resume after SIGKILL, and non-preference data refused before training."""
 
 import json
 import random
@@ -132,8 +132,40 @@ def test_dpo_resumes_exactly_after_sigkill(dpo_recipe, tmp_path):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
 
 
+def test_orpo_odds_ratio_is_the_papers_and_stays_finite_near_certainty():
+    from genai.training.objectives import odds_ratio
+
+    c, r = torch.tensor([-0.2, -1.5, -3.0]), torch.tensor([-0.9, -0.4, -3.0])
+    # As ORPO (and TRL) write it, from mean log-probabilities.
+    want = (c - r) - (torch.log1p(-torch.exp(c)) - torch.log1p(-torch.exp(r)))
+    assert torch.allclose(odds_ratio(c, r), want, atol=1e-6)
+    assert float(odds_ratio(c, r)[2]) == 0.0
+    # A chosen answer of probability 1 - 1e-9: log1p(-exp(.)) rounds to -inf; the odds stay finite.
+    near = torch.tensor([-1e-9], dtype=torch.float32, requires_grad=True)
+    value = odds_ratio(near, torch.tensor([-2.0]))
+    value.backward()
+    assert torch.isfinite(value).all() and torch.isfinite(near.grad).all() and float(value) > 15
+
+
+@pytest.mark.slow
+def test_orpo_learns_the_answer_and_to_prefer_it(dpo_recipe):
+    run = dpo_recipe.parent / "orpo"
+    out = genai_cli("train", dpo_recipe, "--run-dir", run, "train.method=orpo", "train.orpo.beta=0.5")
+    assert out.returncode == 0, out.stderr[-3000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["method"] == "orpo"
+    steps = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    # The SFT part teaches the answers; the odds-ratio part pulls them ahead of the evasions.
+    assert steps[-1]["nll_loss"] < steps[0]["nll_loss"] and steps[-1]["loss"] < steps[0]["loss"]
+    assert steps[-1]["log_odds_ratio"] > steps[0]["log_odds_ratio"]
+    assert manifest["metrics"]["eval_rewards/accuracy"] >= 0.9, manifest["metrics"]
+    assert manifest["metrics"]["eval_log_odds_ratio"] > 0
+
+
 def test_dpo_on_data_without_rejected_answers_stops_before_training(small_recipe, tmp_path):
     out = genai_cli("train", small_recipe, "train.method=dpo")
     assert out.returncode == 2
     assert "data.train.0.format: train.method 'dpo' trains on preference records, not 'alpaca'" in out.stderr
     assert not (tmp_path / "runs").exists()
+    out = genai_cli("validate", small_recipe, "train.method=orpo")
+    assert out.returncode == 2 and "train.method 'orpo' trains on preference records" in out.stderr
