@@ -310,6 +310,17 @@ def templates() -> None:
 
 
 @app.command()
+def rewards(as_json: bool = typer.Option(False, "--json", help="JSON for scripts.")) -> None:
+    """List the built-in GRPO reward functions (train.grpo.rewards) with their args and defaults."""
+    from genai.rewards import REWARDS, describe_rewards
+
+    if as_json:
+        _echo_json([d.as_dict() for d in REWARDS.values()])
+    else:
+        typer.echo(describe_rewards())
+
+
+@app.command()
 def report(run: Path = typer.Argument(..., help="Run folder.")) -> None:
     """Write RUN/report.html (plots, eval tables, data stats, recipe) and the artifact's model card."""
     from genai.report import write_all

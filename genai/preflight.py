@@ -228,13 +228,30 @@ def check_data(recipe: Recipe, tokenizer_path: str | None = None) -> None:
 def _method(recipe: Recipe, plan: Plan) -> None:
     from genai.data.methods import format_problems
 
-    problems = format_problems(recipe.train.method, {"train": recipe.data.train, "eval": recipe.data.eval})
+    method = recipe.train.method
+    problems = format_problems(method, {"train": recipe.data.train, "eval": recipe.data.eval})
     if problems:
-        raise GenaiError(
-            "\n".join(problems),
-            hint="preference records have prompt, chosen and rejected (format: preference; map other column "
-            "names with columns:), or set train.method: sft",
+        hint = (
+            "GRPO reads questions with their reference answers: any SFT format (the final answer is the reference)"
+            if method == "grpo"
+            else "preference records have prompt, chosen and rejected (format: preference; map other column "
+            "names with columns:), or set train.method: sft"
         )
+        raise GenaiError("\n".join(problems), hint=hint)
+    if method == "grpo" and recipe.train.distributed.profile not in ("none", "ddp"):
+        raise GenaiError(
+            f"train.distributed.profile: GRPO samples answers with the whole model in each process; "
+            f"'{recipe.train.distributed.profile}' shards it",
+            hint="use ddp (or one process) for train.method: grpo",
+        )
+
+
+@check("rewards")
+def _rewards(recipe: Recipe, plan: Plan) -> None:
+    if recipe.train.method == "grpo":
+        from genai.rewards import build_rewards
+
+        build_rewards(recipe.train.grpo)
 
 
 @check("model and data")

@@ -154,16 +154,63 @@ class OrpoSection(Section):
     beta: float = Field(0.1, gt=0, description="Weight of the odds-ratio term beside the SFT loss (ORPO's lambda).")
 
 
+class KtoSection(Section):
+    """train.kto: Kahneman-Tversky optimisation (train.method: kto) on answers labelled good or bad."""
+
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference model.")
+    desirable_weight: float = Field(1.0, gt=0, description="Weight of the losses of answers labelled good.")
+    undesirable_weight: float = Field(1.0, gt=0, description="Weight of the losses of answers labelled bad.")
+
+
+class RewardSpec(Section):
+    """One GRPO reward function and its weight in the total reward."""
+
+    name: str = Field(
+        description="A built-in reward (see `genai rewards`), or your own 'module:function' "
+        "(needs train.grpo.trust_reward_code: true)."
+    )
+    weight: float = Field(1.0, description="Its weight in the total reward.")
+    args: dict[str, Any] = Field(default_factory=dict, description="The reward's own options, e.g. {pattern: ...}.")
+
+
+class GrpoSection(Section):
+    """train.grpo: group relative policy optimisation (train.method: grpo): sample several answers per prompt,
+    score them with reward functions, and make the better-than-average ones likelier."""
+
+    num_generations: int = Field(4, ge=2, le=256, description="Answers sampled per prompt (the group).")
+    max_completion_length: int = Field(64, ge=1, description="Most tokens an answer may have.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the answers.")
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    beta: float = Field(
+        0.04, ge=0, description="KL coefficient towards the starting model (0: no reference model is computed)."
+    )
+    scale_rewards: bool = Field(True, description="Divide each group's advantages by its reward spread.")
+    mask_truncated: bool = Field(
+        True,
+        description="Answers cut at max_completion_length (no stop token) teach nothing but the KL term "
+        "(DAPO's overlong filtering): a model is not rewarded for answers that never end.",
+    )
+    rewards: list[RewardSpec] = Field(
+        default_factory=lambda: [RewardSpec(name="exact_match")], min_length=1, description="Rewards, summed by weight."
+    )
+    trust_reward_code: bool = Field(
+        False, description="Allow rewards named 'module:function' (your own Python code runs in training)."
+    )
+
+
 class TrainSection(Section):
     """train: the optimization, its schedule, logging, checkpoints and output."""
 
-    method: Literal["sft", "dpo", "orpo"] = Field(
+    method: Literal["sft", "dpo", "orpo", "kto", "grpo"] = Field(
         "sft",
         description="sft: supervised fine-tuning; dpo: preference pairs against the starting model; orpo: SFT "
-        "plus an odds-ratio term on pairs.",
+        "plus an odds-ratio term on pairs; kto: answers labelled good or bad; grpo: sampled answers scored "
+        "by reward functions.",
     )
     dpo: DpoSection = Field(default_factory=DpoSection)
     orpo: OrpoSection = Field(default_factory=OrpoSection)
+    kto: KtoSection = Field(default_factory=KtoSection)
+    grpo: GrpoSection = Field(default_factory=GrpoSection)
     output_dir: str = Field("runs", description="Runs go to <output_dir>/<recipe name>/<run id>/.")
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")

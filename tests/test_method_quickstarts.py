@@ -33,3 +33,16 @@ def test_quickstart_dpo_trains_its_parent_then_beats_it(tmp_path):
     assert em["base"] == json.loads((parent / "manifest.json").read_text())["metrics"]["exact_match_after"]
     assert m["metrics"]["eval_rewards/accuracy"] >= 0.9, m["metrics"]
     assert m["stages"]["gate"]["status"] == "passed"
+
+
+def test_quickstart_grpo_trains_its_parent_then_beats_it(tmp_path):
+    out = genai_cli("run", ROOT / "recipes" / "quickstart-grpo.yaml", "--no-serve", cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    parent, run = finished(tmp_path / "runs" / "quickstart-short"), finished(tmp_path / "runs" / "quickstart-grpo")
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["method"] == "grpo" and m["parent"]["run_id"] == parent.name
+    em = table(run)[("quickstart_addition", "exact_match,strip")]
+    assert em["tuned"] - em["base"] >= 0.15, em
+    steps = [x for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "reward" in x]
+    assert steps[-1]["reward"] > steps[0]["reward"] + 0.2, steps  # the mean reward of the sampled answers rises
+    assert m["stages"]["gate"]["status"] == "passed"

@@ -8,8 +8,13 @@ FORMATS: dict[str, tuple[str, ...] | None] = {  # None: any format
     "sft": None,
     "dpo": ("preference",),
     "orpo": ("preference",),
+    "grpo": ("alpaca", "messages", "sharegpt", "completion"),  # the final answer is the reference
 }
-PAIRED = {"dpo", "orpo"}
+# How a method's samples are laid out: "turns" (SFT: every assistant turn), "pairs" (chosen at 2i, rejected
+# at 2i+1, only the final answer trained), "final" (one sample per record, only the final answer trained:
+# the prompt and its reference answer).
+LAYOUTS = {"sft": "turns", "dpo": "pairs", "orpo": "pairs", "grpo": "final"}
+PAIRED = {m for m, layout in LAYOUTS.items() if layout == "pairs"}
 
 
 def format_problems(method: str, sources: dict[str, list]) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from genai.data import cache
 from genai.data.formats import Example, to_example
-from genai.data.methods import PAIRED
+from genai.data.methods import LAYOUTS
 from genai.data.pack import TokenizedSet
 from genai.data.sources import read_records, resolve_local
 from genai.data.tokenize import Tokenized, tokenize_final_turn, tokenize_turns, turn_stop_tokens
@@ -201,6 +201,26 @@ def _tokenize_pairs(
     return out
 
 
+def _tokenize_final(
+    examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
+) -> TokenizedSet:
+    """One sample per record: its prompt, and only its final answer trained (RL: the reference answer)."""
+    units = []
+    for ex in examples:
+        if ex.messages is not None:
+            tok = tokenize_final_turn(tokenizer, template, ex, ex.messages)
+        else:
+            tok = tokenize_turns(tokenizer, template, ex, "completion")[0]
+        stops |= turn_stop_tokens(tokenizer, tok)
+        units.append([tok])
+    out = _fit(units, recipe, split, len(examples), stats)
+    stats[split]["prompts"] = len(out)
+    return out
+
+
+TOKENIZERS = {"turns": _tokenize_all, "pairs": _tokenize_pairs, "final": _tokenize_final}
+
+
 def _flat(kept: list[Tokenized]) -> TokenizedSet:
     lengths = np.array([len(t.input_ids) for t in kept], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -223,7 +243,7 @@ def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool 
             "max_length": recipe.data.max_length,
             "overlong": recipe.data.overlong,
             "loss_on": recipe.data.loss_on,
-            "pairs": recipe.train.method in PAIRED,
+            "layout": LAYOUTS[recipe.train.method],
         }
     )
     if use_cache:
@@ -234,7 +254,7 @@ def prepare(recipe: Recipe, tokenizer, template: str | None, *, use_cache: bool 
     train_ex, eval_ex = split_examples(recipe)
     stats: dict = {"key": key}
     stops: set[int] = set()
-    tokenize = _tokenize_pairs if recipe.train.method in PAIRED else _tokenize_all
+    tokenize = TOKENIZERS[LAYOUTS[recipe.train.method]]
     sets = {"train": tokenize(train_ex, tokenizer, template, recipe, "train", stats, stops)}
     if eval_ex:
         sets["eval"] = tokenize(eval_ex, tokenizer, template, recipe, "eval", stats, stops)

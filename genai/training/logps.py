@@ -38,15 +38,23 @@ def sample_slots(position_ids: torch.Tensor, samples_per_row: list[int]) -> torc
     return torch.where(local < per_row[:, None], local + offsets[:, None], total)
 
 
+def token_logps(
+    model, batch: dict[str, torch.Tensor], samples_per_row: list[int], trained_positions: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of every trained token, row-major; the number of the sample each is in, or the number of samples
+    for padding): differentiable in the first."""
+    trained = batch["labels"][:, 1:] != IGNORE
+    slots = sample_slots(batch["position_ids"], samples_per_row)[:, 1:][trained]
+    return -_nll(model, batch, trained_positions), slots
+
+
 def sample_logps(
     model, batch: dict[str, torch.Tensor], samples_per_row: list[int], trained_positions: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of log p(token) over each sample's trained tokens, number of those tokens), one entry per sample,
     in row order: differentiable in the first."""
-    labels = batch["labels"]
-    trained = labels[:, 1:] != IGNORE
-    slots = sample_slots(batch["position_ids"], samples_per_row)[:, 1:][trained]  # the sample each label is in
-    nll = _nll(model, batch, trained_positions)
+    logp, slots = token_logps(model, batch, samples_per_row, trained_positions)
+    nll = -logp
     n = sum(samples_per_row)
     logps = nll.new_zeros(n + 1).index_add(0, slots, -nll)
     counts = torch.zeros(n + 1, dtype=torch.long, device=nll.device).index_add(0, slots, torch.ones_like(slots))

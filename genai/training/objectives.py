@@ -41,7 +41,7 @@ class Objective:
     """Supervised fine-tuning: next-token cross-entropy over trained tokens (the base for other methods)."""
 
     group = 1  # consecutive samples that form one unit of data (2: a preference pair)
-    needs_reference = False  # whether compute_reference() runs before training (the starting model's log-probs)
+    packs_rows = True  # whether data.packing packs the data's samples into rows (GRPO: a row is a prompt)
     signals: tuple[str, ...] = ()  # what loss() sums beside the loss, logged as their mean per unit
 
     def __init__(self, trainer):
@@ -50,9 +50,24 @@ class Objective:
         self.pad_id = trainer.tokenizer.pad_token_id
         self.mbs = trainer.cfg.micro_batch_size
 
+    def prepare(self, trainer) -> None:
+        """Once the model is ready and before a checkpoint loads into it: what the method needs of the
+        starting model (DPO: its log-probabilities; GRPO: its weights, for the KL term)."""
+
+    def batch(self, model, data: TokenizedSet, rows: list[list[int]], device, seed: list[int]) -> tuple[dict, int]:
+        """A training micro-batch of these rows on the device, and its real (unpadded) token count. `seed`
+        (run seed, step, micro-batch, process) fixes anything random in making it (GRPO's sampling)."""
+        return to_device(collate(data, rows, self.pad_id, self.packing), device), int(
+            sum(data.offsets[i + 1] - data.offsets[i] for row in rows for i in row)
+        )
+
     def units(self, batch: dict[str, torch.Tensor], rows: list[list[int]]) -> int:
         """What the loss of this micro-batch is a sum over."""
         return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    def means(self, sums: dict[str, float], units: float) -> dict[str, float]:
+        """The logged value of each signal from its sum over `units` units."""
+        return {name: value / max(units, 1.0) for name, value in sums.items()}
 
     def loss(
         self, model, batch: dict[str, torch.Tensor], rows: list[list[int]], split: str = "train"
@@ -76,9 +91,10 @@ class Objective:
                     total[2 + j] += sums[name]
         total = accelerator.reduce(total, reduction="sum")
         model.train()
-        n = total[1].clamp(min=1)
-        return {"eval_loss": float(total[0] / n)} | {
-            f"eval_{name}": float(total[2 + j] / n) for j, name in enumerate(self.signals)
+        sums = {name: float(total[2 + j]) for j, name in enumerate(self.signals)}
+        units = float(total[1])
+        return {"eval_loss": float(total[0]) / max(units, 1.0)} | {
+            f"eval_{k}": v for k, v in self.means(sums, units).items()
         }
 
 
@@ -88,13 +104,21 @@ class DPO(Objective):
     before training (no second model in memory; for LoRA and full fine-tuning alike)."""
 
     group = 2
-    needs_reference = True
     signals = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracy")
 
     def __init__(self, trainer):
         super().__init__(trainer)
         self.cfg: DpoSection = trainer.cfg.dpo
         self.reference: dict[str, np.ndarray] = {}
+
+    def prepare(self, trainer) -> None:
+        """The starting model's log-probabilities of every train and eval sample (before a resume loads
+        later weights: the same start)."""
+        sets = {"train": (trainer.data.train, trainer.rows)}
+        if trainer.eval_rows:
+            sets["eval"] = (trainer.data.eval, trainer.eval_rows)
+        scorer = trainer.model if trainer.sharded else trainer.accelerator.unwrap_model(trainer.model)
+        self.compute_reference(scorer, trainer.accelerator.device, sets)
 
     def compute_reference(self, model, device, sets: dict[str, tuple[TokenizedSet, list[list[int]]]]) -> None:
         """Log-probabilities of every sample under the model as it is now (before any step), per split."""
@@ -145,12 +169,14 @@ class ORPO(DPO):
     term that makes the chosen answer's odds beat the rejected one's. No reference model: the odds come
     from the policy's own per-token average log-probabilities (as the ORPO paper and TRL compute them)."""
 
-    needs_reference = False
     signals = (*DPO.signals, "nll_loss", "log_odds_ratio")
 
     def __init__(self, trainer):
         Objective.__init__(self, trainer)
         self.cfg: OrpoSection = trainer.cfg.orpo
+
+    def prepare(self, trainer) -> None:
+        """Nothing: ORPO has no reference model."""
 
     def loss(self, model, batch, rows, split="train"):
         """Sum over pairs of (chosen answer's mean NLL - beta * log sigmoid(log odds ratio))."""
@@ -197,5 +223,3 @@ LOSSES: dict[str, Callable[[torch.Tensor, DpoSection], torch.Tensor]] = {
     "ipo": _ipo,
     "hinge": _hinge,
 }
-
-OBJECTIVES: dict[str, type[Objective]] = {"sft": Objective, "dpo": DPO, "orpo": ORPO}

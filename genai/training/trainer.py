@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from genai import console
-from genai.data.pack import collate, make_rows
+from genai.data.pack import make_rows
 from genai.data.prepare import data_file_hashes, prepare, split_examples
 from genai.data.templates import template_for
 from genai.lineage import git_commit, local_model_hash
@@ -36,7 +36,7 @@ from genai.training.export import generation_config, merge_adapter, save_artifac
 from genai.training.heap import map_large_blocks
 from genai.training.lean_lora import use_lean_lora
 from genai.training.loss import use_trained_positions_loss
-from genai.training.objectives import OBJECTIVES, to_device
+from genai.training.objective_registry import OBJECTIVES
 from genai.training.progress import Progress, eta
 from genai.training.swiglu import use_lean_swiglu
 
@@ -171,13 +171,12 @@ class Trainer:
             self.template = template_for(recipe, self.tokenizer)
             self.data = prepare(recipe, self.tokenizer, self.template)
         self.stop_ids = sorted(set(self.data.stats.get("stop_token_ids", [])) | {self.tokenizer.eos_token_id})
-        group = OBJECTIVES[self.cfg.method].group  # a preference pair stays in one row / micro-batch
-        self.rows = make_rows(self.data.train, recipe.data.packing, recipe.data.max_length, group)
-        self.lengths = self.data.train.lengths()
+        method = OBJECTIVES[self.cfg.method]
+        group = method.group  # a preference pair stays in one row / micro-batch
+        packing = recipe.data.packing and method.packs_rows
+        self.rows = make_rows(self.data.train, packing, recipe.data.max_length, group)
         self.eval_rows = (
-            make_rows(self.data.eval, recipe.data.packing, recipe.data.max_length, group)
-            if self.data.eval is not None
-            else []
+            make_rows(self.data.eval, packing, recipe.data.max_length, group) if self.data.eval is not None else []
         )
         self.world = self.accelerator.num_processes
         self.micro_per_epoch, self.total_steps = plan_steps(recipe, len(self.rows), self.world)
@@ -229,13 +228,7 @@ class Trainer:
         checkpoint.keep_trainable_only(self.accelerator)
         self.sharded = checkpoint.is_sharded(self.accelerator)
         self.objective = OBJECTIVES[cfg.method](self)
-        if self.objective.needs_reference:
-            # The starting model's log-probabilities (before a resume loads later weights: the same start).
-            sets = {"train": (self.data.train, self.rows)}
-            if self.eval_rows:
-                sets["eval"] = (self.data.eval, self.eval_rows)
-            scorer = self.model if self.sharded else self.accelerator.unwrap_model(self.model)
-            self.objective.compute_reference(scorer, self.accelerator.device, sets)
+        self.objective.prepare(self)  # what it needs of the starting model, before a checkpoint loads
 
     def _layer_kernels(self, model) -> None:
         """Liger's kernels (GPU), else the lean SwiGLU; per-sample attention for packed rows."""
@@ -300,12 +293,14 @@ class Trainer:
             state.epoch, state.micro = state.epoch + 1, 0
             self.order = epoch_order(self.cfg.seed, state.epoch, len(self.rows))
         batches, rows, real_tokens = [], [], 0
+        rank = self.accelerator.process_index
         for m in range(state.micro, state.micro + accum):
             chunk = self.order[m * mbs * world : (m + 1) * mbs * world]
-            mine = [self.rows[i] for i in chunk[self.accelerator.process_index :: world]]
-            real_tokens += int(sum(self.lengths[i] for row in mine for i in row))  # padding excluded
-            batch = collate(self.data.train, mine, self.tokenizer.pad_token_id, self.recipe.data.packing)
-            batches.append(to_device(batch, self.accelerator.device))
+            mine = [self.rows[i] for i in chunk[rank::world]]
+            seed = [self.cfg.seed, state.step, m, rank]
+            batch, tokens = self.objective.batch(self.model, self.data.train, mine, self.accelerator.device, seed)
+            batches.append(batch)
+            real_tokens += tokens  # padding excluded
             rows.append(mine)
         return batches, rows, real_tokens
 
@@ -366,7 +361,7 @@ class Trainer:
                 "loss": round(self.last_loss, 6),
                 "lr": self.scheduler.get_last_lr()[0],
                 "grad_norm": self.grad_norm,
-                **{name: round(v / max(w.trained, 1.0), 6) for name, v in w.signals.items()},
+                **{name: round(v, 6) for name, v in self.objective.means(w.signals, w.trained).items()},
                 "tokens": state.tokens,
                 "tokens_per_s": round(tps, 1),
                 "elapsed_s": round(time.perf_counter() - self.run_start, 2),

@@ -21,20 +21,24 @@ pytestmark = pytest.mark.sagemaker
 QS = ROOT / "recipes" / "data" / "quickstart"
 
 
-def job_tree(tmp_path: Path, name: str) -> tuple[Path, Path]:
+def job_tree(tmp_path: Path, name: str, method: str = "sft", steps: int = 40) -> tuple[Path, Path]:
     """(/opt/ml stand-in, source dir) exactly as submit.py packages a job."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     recipe_file = tmp_path / "job.yaml"
+    train, held, fmt = QS / "train.jsonl", QS / "test.jsonl", "alpaca"
+    if method in ("dpo", "orpo"):
+        train, held, fmt = QS / "pairs_train.jsonl", QS / "pairs_test.jsonl", "preference"
+    grpo = "grpo: {num_generations: 2, max_completion_length: 4}," if method == "grpo" else ""
     recipe_file.write_text(f"""\
 name: smjob
 model: {{name_or_path: genai/tiny-llama}}
 data:
-  train: [{{path: {QS / "train.jsonl"}, format: alpaca, limit: 1500}}]
-  eval: [{{path: {QS / "test.jsonl"}, format: alpaca, limit: 20}}]
+  train: [{{path: {train}, format: {fmt}, limit: 1500}}]
+  eval: [{{path: {held}, format: {fmt}, limit: 20}}]
   max_length: 64
 lora: {{r: 8, alpha: 16, dropout: 0.1}}
-train: {{max_steps: 40, micro_batch_size: 4, learning_rate: 3.0e-3, num_threads: 1, logging_steps: 1,
-        save_steps: 10, exact_match: {{limit: 0}}}}
+train: {{method: {method}, {grpo} max_steps: {steps}, micro_batch_size: 4, learning_rate: 3.0e-3, num_threads: 1,
+        logging_steps: 1, save_steps: 10, exact_match: {{limit: 0}}}}
 sagemaker: {{role: "arn:aws:iam::123456789012:role/R", bucket: b}}
 """)
     recipe = load_recipe(recipe_file)
@@ -84,6 +88,21 @@ def test_entry_trains_from_channels_into_opt_ml_model(tmp_path):
     assert manifest["steps"] == 40 and (opt / "model" / "adapter" / "adapter_model.safetensors").exists()
     assert all(str(opt / "input" / "data") in p for p in manifest["data_files"])  # read from the channels
     assert sorted(p.name for p in (opt / "checkpoints").iterdir()) == ["step-0000030", "step-0000040"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dpo", "orpo", "grpo"])
+def test_entry_runs_every_training_method(tmp_path, method):
+    opt, src = job_tree(tmp_path, "opt_ml", method, steps=3)
+    proc = entry(opt, src)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    manifest = json.loads((opt / "model" / "manifest.json").read_text())
+    assert manifest["method"] == method and manifest["steps"] == 3
+    assert (opt / "model" / "adapter" / "adapter_model.safetensors").exists()
+    logged = [json.loads(x) for x in (opt / "model" / "metrics.jsonl").read_text().splitlines()]
+    signal = {"dpo": "rewards/margins", "orpo": "log_odds_ratio", "grpo": "rewards/exact_match"}[method]
+    assert any(signal in m for m in logged)
 
 
 @pytest.mark.slow
