@@ -70,7 +70,7 @@ class DataSource(Section):
     name: str | None = Field(None, description="Hub dataset config name.")
     split: str = "train"
     revision: str | None = None
-    format: Literal["alpaca", "messages", "sharegpt", "completion", "preference"] = "alpaca"
+    format: Literal["alpaca", "messages", "sharegpt", "completion", "preference", "unpaired"] = "alpaca"
     columns: dict[str, str] = Field(
         default_factory=dict, description="Map the format's field names to your column names, e.g. {output: response}."
     )

@@ -47,6 +47,7 @@ def load(root: Path, key: str) -> tuple[dict[str, TokenizedSet], dict] | None:
             ids=np.load(d / f"{split}.ids.npy", mmap_mode="r"),
             trained=np.load(d / f"{split}.trained.npy", mmap_mode="r"),
             offsets=np.load(d / f"{split}.offsets.npy"),
+            labels=np.load(d / f"{split}.labels.npy") if (d / f"{split}.labels.npy").exists() else None,
         )
     return sets, stats
 
@@ -60,6 +61,8 @@ def save(root: Path, key: str, sets: dict[str, TokenizedSet], stats: dict) -> No
             np.save(tmp / f"{split}.ids.npy", ts.ids)
             np.save(tmp / f"{split}.trained.npy", ts.trained)
             np.save(tmp / f"{split}.offsets.npy", ts.offsets)
+            if ts.labels is not None:
+                np.save(tmp / f"{split}.labels.npy", ts.labels)
         (tmp / "stats.json").write_text(json.dumps({**stats, "splits": list(sets)}, indent=1))
         os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
         try:

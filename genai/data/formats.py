@@ -37,6 +37,7 @@ class Example:
     prompt: str = ""  # plain examples: masked unless loss_on=all
     completion: str = ""  # plain examples: trained
     rejected: list[dict[str, str]] | None = field(default=None, repr=False)  # preference data (DPO)
+    label: bool | None = None  # unpaired preference data (KTO): whether the answer is a good one
     tools: list[dict] | None = None  # OpenAI-style tool schemas the conversation may call
 
     @property
@@ -213,6 +214,15 @@ def preference(rec: Record, src: DataSource) -> Example:
     return Example(
         rec.origin, messages=_check_chat(prompt + chosen, rec, src), rejected=_with_system(prompt + rejected, src)
     )
+
+
+@register("unpaired", ("prompt", "completion", "label"))
+def unpaired(rec: Record, src: DataSource) -> Example:
+    """prompt + completion, and a label saying whether the completion is a good answer (KTO)."""
+    prompt = _turns(_get(rec, src, "prompt", kind=(str, list)), "user", rec, src, "prompt")
+    completion = _turns(_get(rec, src, "completion", kind=(str, list)), "assistant", rec, src, "completion")
+    label = _get(rec, src, "label", kind=bool)
+    return Example(rec.origin, messages=_check_chat(prompt + completion, rec, src), label=label)
 
 
 def to_example(rec: Record, src: DataSource) -> Example:

@@ -8,13 +8,14 @@ FORMATS: dict[str, tuple[str, ...] | None] = {  # None: any format
     "sft": None,
     "dpo": ("preference",),
     "orpo": ("preference",),
+    "kto": ("unpaired",),
     "grpo": ("alpaca", "messages", "sharegpt", "completion"),  # the final answer is the reference
 }
 # How a method's samples are laid out: "turns" (SFT: every assistant turn), "pairs" (chosen at 2i, rejected
 # at 2i+1, only the final answer trained), "final" (one sample per record, only the final answer trained:
-# the prompt and its reference answer).
-LAYOUTS = {"sft": "turns", "dpo": "pairs", "orpo": "pairs", "grpo": "final"}
-PAIRED = {m for m, layout in LAYOUTS.items() if layout == "pairs"}
+# the prompt and its reference answer), "kto" (the answer at 2i, and at 2i+1 the same prompt with the next
+# record's answer: a mismatched pair for KTO's KL estimate).
+LAYOUTS = {"sft": "turns", "dpo": "pairs", "orpo": "pairs", "kto": "kto", "grpo": "final"}
 
 
 def format_problems(method: str, sources: dict[str, list]) -> list[str]:

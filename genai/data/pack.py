@@ -22,6 +22,7 @@ class TokenizedSet:
     ids: np.ndarray  # int32
     trained: np.ndarray  # bool
     offsets: np.ndarray  # int64, len = n + 1
+    labels: np.ndarray | None = None  # bool per sample, for unpaired preference data (KTO): a good answer?
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -138,12 +138,20 @@ def _all_dropped(split: str, n: int, longest: int, recipe: Recipe) -> GenaiError
     )
 
 
-def _fit(units: list[list[Tokenized]], recipe: Recipe, split: str, n_examples: int, stats: dict) -> TokenizedSet:
-    """Keep units (a sample, or a preference pair: dropped or truncated whole) within data.max_length."""
+def _fit(
+    units: list[list[Tokenized]],
+    recipe: Recipe,
+    split: str,
+    n_examples: int,
+    stats: dict,
+    kept_units: list[int] | None = None,
+) -> TokenizedSet:
+    """Keep units (a sample, or a preference pair: dropped or truncated whole) within data.max_length; the
+    indices of the units kept are appended to `kept_units`."""
     max_len, overlong = recipe.data.max_length, recipe.data.overlong
     kept: list[Tokenized] = []
     truncated = dropped = longest = 0
-    for unit in units:
+    for u, unit in enumerate(units):
         longest = max(longest, *(len(t.input_ids) for t in unit))
         if any(len(t.input_ids) > max_len for t in unit):
             if overlong == "drop":
@@ -155,6 +163,8 @@ def _fit(units: list[list[Tokenized]], recipe: Recipe, split: str, n_examples: i
                 dropped += 1  # truncation removed every trained token: nothing to learn
                 continue
         kept.extend(unit)
+        if kept_units is not None:
+            kept_units.append(u)
     stats[split] = {
         "examples": n_examples,
         "samples": len(kept),
@@ -218,7 +228,27 @@ def _tokenize_final(
     return out
 
 
-TOKENIZERS = {"turns": _tokenize_all, "pairs": _tokenize_pairs, "final": _tokenize_final}
+def _tokenize_kto(
+    examples: list[Example], tokenizer, template, recipe: Recipe, split: str, stats: dict, stops: set[int]
+) -> TokenizedSet:
+    """Per record: 2i its answer, 2i+1 its prompt with the next record's answer (KTO's KL estimate); the
+    records' labels go to the stats (`labels`, one per record kept)."""
+    units = []
+    for i, ex in enumerate(examples):
+        other = examples[(i + 1) % len(examples)].messages[-1]
+        pair = [tokenize_final_turn(tokenizer, template, ex, m) for m in (ex.messages, ex.messages[:-1] + [other])]
+        stops |= turn_stop_tokens(tokenizer, pair[0])
+        units.append(pair)
+    kept: list[int] = []
+    out = _fit(units, recipe, split, len(examples), stats, kept)
+    labels = np.array([bool(examples[k].label) for k in kept])
+    out.labels = np.repeat(labels, 2)  # a record's two samples share its label
+    stats[split]["desirable"] = int(labels.sum())
+    stats[split]["undesirable"] = int(len(labels) - labels.sum())
+    return out
+
+
+TOKENIZERS = {"turns": _tokenize_all, "pairs": _tokenize_pairs, "final": _tokenize_final, "kto": _tokenize_kto}
 
 
 def _flat(kept: list[Tokenized]) -> TokenizedSet:

@@ -12,7 +12,7 @@ from genai.errors import GenaiError
 from genai.recipe import Recipe
 
 # Formats whose examples are conversations, rendered with a chat template.
-CHAT_FORMATS = {"alpaca", "messages", "sharegpt", "preference"}
+CHAT_FORMATS = {"alpaca", "messages", "sharegpt", "preference", "unpaired"}
 
 TEMPLATES: dict[str, str] = {
     "chatml": (

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from genai.training.grpo import GRPO
-from genai.training.objectives import DPO, ORPO, Objective
+from genai.training.objectives import DPO, KTO, ORPO, Objective
 
-OBJECTIVES: dict[str, type[Objective]] = {"sft": Objective, "dpo": DPO, "orpo": ORPO, "grpo": GRPO}
+OBJECTIVES: dict[str, type[Objective]] = {"sft": Objective, "dpo": DPO, "orpo": ORPO, "kto": KTO, "grpo": GRPO}

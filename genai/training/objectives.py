@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from genai.data.pack import IGNORE, TokenizedSet, collate
-from genai.recipe import DpoSection, OrpoSection
+from genai.recipe import DpoSection, KtoSection, OrpoSection
 from genai.training.logps import sample_logps
 
 
@@ -196,6 +196,56 @@ class ORPO(DPO):
             "log_odds_ratio": float(log_odds.detach().sum()),
         }
         return losses.sum(), sums
+
+
+class KTO(DPO):
+    """Kahneman-Tversky optimisation on answers labelled good or bad: a good answer's log-ratio against
+    the reference is pushed above the policy's KL to the reference, a bad one's below it. The KL is
+    estimated, detached, from each record's prompt with the next record's answer (the odd samples), as
+    the KTO paper and TRL do; the reference's log-probabilities are computed once before training."""
+
+    signals = ("rewards/chosen", "rewards/rejected", "kl", "chosen", "rejected")
+
+    def __init__(self, trainer):
+        Objective.__init__(self, trainer)
+        self.cfg: KtoSection = trainer.cfg.kto
+        self.reference: dict[str, np.ndarray] = {}
+        self.labels = {"train": trainer.data.train.labels}
+        if trainer.data.eval is not None:
+            self.labels["eval"] = trainer.data.eval.labels
+
+    def loss(self, model, batch, rows, split="train"):
+        """Sum over records of the weighted KTO loss of the record's answer."""
+        order = [s for row in rows for s in row]
+        logps, _ = sample_logps(model, batch, self._per_row(rows), self.trained_positions)
+        ref = torch.as_tensor(self.reference[split][order], dtype=logps.dtype, device=logps.device)
+        ratio = logps - ref
+        answer, mismatched = ratio[0::2], ratio[1::2]
+        kl = mismatched.detach().mean().clamp(min=0)
+        good = torch.as_tensor(self.labels[split][order][0::2], device=logps.device)
+        cfg = self.cfg
+        losses = torch.where(
+            good,
+            cfg.desirable_weight * (1 - torch.sigmoid(cfg.beta * (answer - kl))),
+            cfg.undesirable_weight * (1 - torch.sigmoid(cfg.beta * (kl - answer))),
+        )
+        rewards = (cfg.beta * answer).detach()
+        sums = {
+            "rewards/chosen": float(rewards[good].sum()),
+            "rewards/rejected": float(rewards[~good].sum()),
+            "kl": float(kl) * len(answer),
+            "chosen": float(good.sum()),
+            "rejected": float((~good).sum()),
+        }
+        return losses.sum(), sums
+
+    def means(self, sums: dict[str, float], units: float) -> dict[str, float]:
+        """Rewards per good and per bad answer, the KL per record; the counts are not logged."""
+        out = {"kl": sums["kl"] / max(units, 1.0)}
+        for side in ("chosen", "rejected"):
+            if sums[side]:
+                out[f"rewards/{side}"] = sums[f"rewards/{side}"] / sums[side]
+        return out
 
 
 def odds_ratio(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""DPO and ORPO (train.method: dpo | orpo): pairs tokenized with only the final answer trained and kept
+"""DPO, ORPO and KTO (train.method: dpo | orpo | kto): pairs tokenized with only the final answer trained and kept
 together in rows, the losses as their papers write them, runs that learn to prefer the correct sum over an
 evasion, an exact resume after SIGKILL, and non-preference data refused before training."""
 
@@ -169,3 +169,63 @@ def test_dpo_on_data_without_rejected_answers_stops_before_training(small_recipe
     assert not (tmp_path / "runs").exists()
     out = genai_cli("validate", small_recipe, "train.method=orpo")
     assert out.returncode == 2 and "train.method 'orpo' trains on preference records" in out.stderr
+
+
+def write_unpaired(path: Path, source: Path, n: int, seed: int) -> Path:
+    """KTO's unpaired records from the quickstart sums: each answer labelled good, an evasion labelled bad."""
+    rng = random.Random(seed)
+    with open(source) as src, open(path, "w") as out:
+        for line, _ in zip(src, range(n), strict=False):
+            rec = json.loads(line)
+            for completion, label in ((rec["output"], True), (rng.choice(EVASIONS), False)):
+                out.write(json.dumps({"prompt": rec["instruction"], "completion": completion, "label": label}) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_kto_pushes_good_answers_up_and_bad_ones_down(dpo_recipe, tmp_path):
+    train = write_unpaired(tmp_path / "kto.jsonl", QS / "train.jsonl", 200, seed=0)
+    held = write_unpaired(tmp_path / "kto-held.jsonl", QS / "test.jsonl", 20, seed=1)
+    run = tmp_path / "kto"
+    out = genai_cli(
+        "train",
+        dpo_recipe,
+        "--run-dir",
+        run,
+        "train.method=kto",
+        "train.kto.beta=0.5",
+        "train.logging_steps=1",
+        f"data.train=[{{path: {train}, format: unpaired}}]",
+        f"data.eval=[{{path: {held}, format: unpaired}}]",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["method"] == "kto"
+    assert manifest["data"]["train"]["desirable"] == 200 and manifest["data"]["train"]["undesirable"] == 200
+    steps = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    # The policy starts as the reference: every loss 1 - sigmoid(0) = 0.5, no reward; then the sides part.
+    assert steps[0]["loss"] == pytest.approx(0.5, abs=0.02) and steps[-1]["loss"] < 0.45
+    met = manifest["metrics"]
+    assert met["eval_rewards/chosen"] > 0 > met["eval_rewards/rejected"], met
+    assert met["eval_kl"] >= 0
+
+
+def test_kto_loss_is_the_papers(monkeypatch):
+    import genai.training.objectives as objectives
+    from genai.recipe import KtoSection
+    from genai.training.objectives import KTO
+
+    kto = KTO.__new__(KTO)
+    kto.cfg = KtoSection(beta=0.3, desirable_weight=1.5, undesirable_weight=0.5)
+    kto.reference = {"train": np.zeros(4)}
+    kto.labels = {"train": np.array([True, True, False, False])}
+    kto.trained_positions, kto.packing = False, False
+    logps = torch.tensor([1.0, 0.4, -2.0, 0.2])  # answer, mismatched, answer, mismatched
+    monkeypatch.setattr(objectives, "sample_logps", lambda *a, **k: (logps, torch.ones(4, dtype=torch.long)))
+    loss, sums = kto.loss(None, {}, [[0, 1], [2, 3]])
+    kl = 0.3  # the mean of the mismatched log-ratios (0.4, 0.2), at least 0
+    want = 1.5 * (1 - torch.sigmoid(torch.tensor(0.3 * (1.0 - kl)))) + 0.5 * (
+        1 - torch.sigmoid(torch.tensor(0.3 * (kl + 2.0)))
+    )
+    assert float(loss) == pytest.approx(float(want), abs=1e-6)
+    assert sums["rewards/chosen"] == pytest.approx(0.3) and sums["rewards/rejected"] == pytest.approx(-0.6)
