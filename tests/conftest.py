@@ -119,6 +119,17 @@ def quickstart_run(tmp_path_factory) -> Path:
     return next((out / "quickstart").iterdir())
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """Under pytest-xdist, build the shared tiny model once here, before the workers start: two workers
+    building it at once on two cores took 9 minutes in CI instead of 2."""
+    config = session.config
+    if getattr(config, "workerinput", None) is None and getattr(config.option, "numprocesses", None):
+        from genai.tiny import ensure_tiny_model
+
+        ensure_tiny_model()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that need the trained quickstart are slow; vllm / gpu tests skip where that is missing.
 

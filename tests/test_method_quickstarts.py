@@ -21,28 +21,35 @@ def table(run: Path) -> dict[tuple[str, str], dict]:
     return {(r["task"], r["metric"]): r for r in rows}
 
 
-def test_quickstart_dpo_trains_its_parent_then_beats_it(tmp_path):
-    out = genai_cli("run", ROOT / "recipes" / "quickstart-dpo.yaml", "--no-serve", cwd=tmp_path, timeout=900)
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """One folder for both quickstarts: the first trains their shared parent, the second reuses it."""
+    return tmp_path_factory.mktemp("quickstarts")
+
+
+def chained_quickstart(workdir: Path, name: str) -> tuple[Path, dict, dict]:
+    """`genai run recipes/<name>.yaml --no-serve` in workdir: (run, manifest, its held-out exact match row)
+    after checking it names its parent and beats it by 15 points, gate passed."""
+    out = genai_cli("run", ROOT / "recipes" / f"{name}.yaml", "--no-serve", cwd=workdir, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    parent, run = finished(tmp_path / "runs" / "quickstart-short"), finished(tmp_path / "runs" / "quickstart-dpo")
+    parent, run = finished(workdir / "runs" / "quickstart-short"), finished(workdir / "runs" / name)
     m = json.loads((run / "manifest.json").read_text())
-    assert m["method"] == "dpo" and m["parent"]["run_id"] == parent.name
-    # Held-out: exact match at least 15 points over the parent (eval's "base"), preferences >= 90% right.
+    assert m["parent"]["run_id"] == parent.name and m["stages"]["gate"]["status"] == "passed"
     em = table(run)[("quickstart_addition", "exact_match,strip")]
-    assert em["tuned"] - em["base"] >= 0.15, em
+    # Held out: exact match at least 15 points over the parent (eval's "base" here).
     assert em["base"] == json.loads((parent / "manifest.json").read_text())["metrics"]["exact_match_after"]
-    assert m["metrics"]["eval_rewards/accuracy"] >= 0.9, m["metrics"]
-    assert m["stages"]["gate"]["status"] == "passed"
-
-
-def test_quickstart_grpo_trains_its_parent_then_beats_it(tmp_path):
-    out = genai_cli("run", ROOT / "recipes" / "quickstart-grpo.yaml", "--no-serve", cwd=tmp_path, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    parent, run = finished(tmp_path / "runs" / "quickstart-short"), finished(tmp_path / "runs" / "quickstart-grpo")
-    m = json.loads((run / "manifest.json").read_text())
-    assert m["method"] == "grpo" and m["parent"]["run_id"] == parent.name
-    em = table(run)[("quickstart_addition", "exact_match,strip")]
     assert em["tuned"] - em["base"] >= 0.15, em
+    return run, m, em
+
+
+def test_quickstart_dpo_trains_its_parent_then_beats_it(workdir):
+    run, m, _ = chained_quickstart(workdir, "quickstart-dpo")
+    assert m["method"] == "dpo"
+    assert m["metrics"]["eval_rewards/accuracy"] >= 0.9, m["metrics"]  # held-out preferences >= 90% right
+
+
+def test_quickstart_grpo_beats_the_same_parent(workdir):
+    run, m, _ = chained_quickstart(workdir, "quickstart-grpo")
+    assert m["method"] == "grpo"
     steps = [x for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "reward" in x]
-    assert steps[-1]["reward"] > steps[0]["reward"] + 0.2, steps  # the mean reward of the sampled answers rises
-    assert m["stages"]["gate"]["status"] == "passed"
+    assert steps[-1]["reward"] > steps[0]["reward"] + 0.2, steps  # the sampled answers' mean reward rises

@@ -201,15 +201,33 @@ def _turns(value: Any, role: str, rec: Record, src: DataSource, name: str) -> li
         return [{"role": role, "content": value}]
     if isinstance(value, list):
         return [{"role": m.get("role"), "content": m.get("content")} for m in value if isinstance(m, dict)]
-    raise GenaiError(f"{rec.origin}: field '{name}' must be a string or a list of messages (format 'preference')")
+    raise GenaiError(f"{rec.origin}: field '{name}' must be a string or a list of messages (format '{src.format}')")
 
 
-@register("preference", ("prompt", "chosen", "rejected"))
+def _shared_prompt(chosen: list[dict], rejected: list[dict], rec: Record, src: DataSource) -> int:
+    """Where the answers start in two whole conversations with no separate prompt (as Anthropic's HH-RLHF
+    writes them): every turn before the final assistant turns, which both must share."""
+    n = len(chosen) - 1
+    if n < 1 or len(rejected) != n + 1 or chosen[:n] != rejected[:n]:
+        raise GenaiError(
+            f"{rec.origin}: without a 'prompt' field, 'chosen' and 'rejected' must be conversations that differ "
+            "only in their final assistant turn (format 'preference')",
+            hint="give the shared turns as 'prompt' and the answers as 'chosen' and 'rejected'",
+        )
+    return n
+
+
+@register("preference", ("prompt (optional with conversations)", "chosen", "rejected"))
 def preference(rec: Record, src: DataSource) -> Example:
     """prompt + chosen (trained by supervised fine-tuning), rejected kept for preference training."""
-    prompt = _turns(_get(rec, src, "prompt", kind=(str, list)), "user", rec, src, "prompt")
+    raw = _get(rec, src, "prompt", required=False, kind=(str, list))
     chosen = _turns(_get(rec, src, "chosen", kind=(str, list)), "assistant", rec, src, "chosen")
     rejected = _turns(_get(rec, src, "rejected", kind=(str, list)), "assistant", rec, src, "rejected")
+    if raw is None:  # whole conversations: the prompt is what they share
+        n = _shared_prompt(chosen, rejected, rec, src)
+        prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+    else:
+        prompt = _turns(raw, "user", rec, src, "prompt")
     # Supervised fine-tuning trains on prompt + chosen; `rejected` is kept for preference training.
     return Example(
         rec.origin, messages=_check_chat(prompt + chosen, rec, src), rejected=_with_system(prompt + rejected, src)

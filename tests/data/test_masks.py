@@ -61,6 +61,29 @@ def test_preference_trains_on_chosen(tiny_tokenizer):
     assert trained_text(tiny_tokenizer, t) == "Hello<|im_end|>\n"
 
 
+def test_preference_as_whole_conversations_shares_their_prompt():
+    """Anthropic HH-RLHF's layout: chosen and rejected are whole conversations, the prompt what they share."""
+    talk = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hey"},
+        {"role": "user", "content": "2+2?"},
+    ]
+    rec = {
+        "chosen": [*talk, {"role": "assistant", "content": "4"}],
+        "rejected": [*talk, {"role": "assistant", "content": "5"}],
+    }
+    ex = to_example(Record(rec, "hh:1"), DataSource(path="x", format="preference"))
+    assert ex.messages == rec["chosen"] and ex.rejected == rec["rejected"]
+    rec["rejected"] = [
+        talk[0],
+        {"role": "assistant", "content": "Go away"},
+        talk[2],
+        {"role": "assistant", "content": "5"},
+    ]
+    with pytest.raises(GenaiError, match="differ only in their final assistant turn"):
+        to_example(Record(rec, "hh:2"), DataSource(path="x", format="preference"))
+
+
 def test_loss_on_all_trains_everything_but_the_first_token(tiny_tokenizer):
     t = tokenize(tiny_tokenizer, "alpaca", {"instruction": "x", "output": "y"}, loss_on="all")
     assert not t.trained[0] and all(t.trained[1:])

@@ -76,3 +76,36 @@ def test_ddp_two_processes_match_one_process_and_resume_exactly(small_recipe, tm
     out = genai_cli("train", small_recipe, "--resume", "--run-dir", killed, "train.save_steps=4", *TWO, *COMMON)
     assert out.returncode == 0, out.stderr[-2000:]
     assert max_diff(adapter(tmp_path / "two"), adapter(killed)) <= 1e-6
+
+
+def test_ddp_dpo_matches_one_process(tmp_path):
+    from tests.training.conftest import QS
+    from tests.training.test_preference import write_pairs
+
+    pairs, held = (
+        write_pairs(tmp_path / "p.jsonl", QS / "train.jsonl", 64, 0),
+        write_pairs(tmp_path / "h.jsonl", QS / "test.jsonl", 16, 1),
+    )
+    recipe = tmp_path / "dpo.yaml"
+    recipe.write_text(f"""\
+name: ddp-dpo
+model: {{name_or_path: genai/tiny-llama}}
+data:
+  train: [{{path: {pairs}, format: preference}}]
+  eval: [{{path: {held}, format: preference}}]
+  max_length: 64
+  cache_dir: {tmp_path / "cache"}
+lora: {{r: 8, alpha: 16, dropout: 0.0}}
+train: {{method: dpo, max_steps: 6, learning_rate: 3.0e-3, num_threads: 1, logging_steps: 1, eval_steps: 6,
+        exact_match: {{limit: 0}}, output_dir: {tmp_path / "runs"}}}
+""")
+    one = genai_cli("train", recipe, "--run-dir", tmp_path / "one", "train.micro_batch_size=4")
+    assert one.returncode == 0, one.stderr[-2000:]
+    port = "train.distributed.main_process_port=29541"  # not the other test's: xdist may run both at once
+    two = genai_cli("train", recipe, "--run-dir", tmp_path / "two", *TWO[:-1], port)
+    assert two.returncode == 0, two.stderr[-2000:]
+    # Pairs split across processes, the loss divided by the pairs of the whole step: the same training.
+    assert max_diff(adapter(tmp_path / "one"), adapter(tmp_path / "two")) < 1e-4
+    m1, m2 = (json.loads((tmp_path / r / "manifest.json").read_text())["metrics"] for r in ("one", "two"))
+    assert m2["eval_rewards/margins"] == pytest.approx(m1["eval_rewards/margins"], abs=1e-4)
+    assert m2["eval_rewards/margins"] > 0

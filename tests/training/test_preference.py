@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from genai.data.pack import TokenizedSet, collate, make_rows
 from genai.recipe import DpoSection
 from tests.conftest import genai_cli
-from tests.training.conftest import QS, train_then_kill
+from tests.training.conftest import QS, resume_matches_uninterrupted
 
 EVASIONS = ["I do not know.", "Ask someone else.", "Numbers are hard.", "That is a secret."]
 
@@ -120,16 +119,7 @@ def test_dpo_learns_to_prefer_the_correct_sum_and_reports_its_signals(dpo_recipe
 @pytest.mark.slow
 def test_dpo_resumes_exactly_after_sigkill(dpo_recipe, tmp_path):
     args = ["train.max_steps=24", "train.save_steps=6", "train.logging_steps=1", "train.eval_steps=null"]
-    full = tmp_path / "full"
-    out = genai_cli("train", dpo_recipe, "--run-dir", full, *args)
-    assert out.returncode == 0, out.stderr[-2000:]
-    killed = tmp_path / "killed"
-    train_then_kill(dpo_recipe, killed, args, at_step=random.Random().randint(8, 20))
-    out = genai_cli("train", dpo_recipe, "--resume", "--run-dir", killed, *args)
-    assert out.returncode == 0, out.stderr[-2000:]
-    a = load_file(str(full / "adapter" / "adapter_model.safetensors"))
-    b = load_file(str(killed / "adapter" / "adapter_model.safetensors"))
-    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+    resume_matches_uninterrupted(dpo_recipe, tmp_path, args, kill_between=(8, 20))
 
 
 def test_orpo_odds_ratio_is_the_papers_and_stays_finite_near_certainty():
