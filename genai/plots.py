@@ -63,6 +63,41 @@ def plot_loss(run: Path) -> Path | None:
     return _save(fig, run / "plots" / "loss.png")
 
 
+# The training methods' own signals (genai.training.objectives, grpo), plotted by step beside the loss.
+SIGNALS = (
+    "reward",
+    "rewards/margins",
+    "rewards/accuracy",
+    "rewards/chosen",
+    "rewards/rejected",
+    "log_odds_ratio",
+    "kl",
+    "completion_length",
+)
+
+
+def plot_signals(run: Path) -> Path | None:
+    """RUN/plots/signals.png: the method's own signals by step, train and held out (None for SFT runs)."""
+    run = Path(run)
+    lines = Run(run).metrics()
+    shown = [k for k in SIGNALS if _series(lines, k)[0] or _series(lines, f"eval_{k}")[0]]
+    if not shown:
+        return None
+    fig = _figure(3.2 * min(len(shown), 4), 2.6 * ((len(shown) + 3) // 4))
+    for i, key in enumerate(shown):
+        ax = fig.add_subplot((len(shown) + 3) // 4, min(len(shown), 4), i + 1)
+        train, held = _series(lines, key), _series(lines, f"eval_{key}")
+        if train[0]:
+            ax.plot(*train, color=TUNED_COLOR, label="train")
+        if held[0]:
+            ax.plot(*held, color=EVAL_COLOR, marker="o", label="eval")
+        ax.set(xlabel="step", title=key)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend()
+    fig.suptitle(f"{Run(run).manifest().get('method', 'method')} signals: {run.parent.name}/{run.name}")
+    return _save(fig, run / "plots" / "signals.png")
+
+
 def _other_scale(row: dict) -> bool:
     """Perplexity-like rows (values outside [0, 1]) would flatten accuracy bars, so they get their own axis."""
     vals = [v for v in (row.get("base"), row.get("tuned")) if is_number(v)]
@@ -123,4 +158,4 @@ def plot_eval(run: Path) -> Path | None:
 
 def make_plots(run: Path) -> list[Path]:
     """Every plot the run has data for."""
-    return [p for p in (plot_loss(run), plot_eval(run)) if p is not None]
+    return [p for p in (plot_loss(run), plot_signals(run), plot_eval(run)) if p is not None]

@@ -227,3 +227,23 @@ def test_model_card_for_full_model(tmp_path):
     assert meta["library_name"] == "transformers" and meta["tags"] == ["genai", "full-finetune"]
     assert "PeftModel" not in card and "AutoModelForCausalLM.from_pretrained(path)" in card
     assert "Not evaluated yet" in card and "full fine-tune" in card
+
+
+def test_a_methods_own_signals_are_plotted_and_in_the_report(tmp_path):
+    """GRPO's reward and KL (train and held out) get their own plot; an SFT run has none."""
+    run = make_run(tmp_path)
+    assert plots.plot_signals(run) is None
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "method": "grpo"}))
+    lines = [{"step": s, "loss": 0.1, "reward": s / 100, "kl": s / 1000} for s in (10, 20, 30)]
+    lines.append({"step": 30, "eval_loss": 0.2, "eval_reward": 0.5})
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write("\n" + "".join(json.dumps(x) + "\n" for x in lines))
+    path = plots.plot_signals(run)
+    assert path == run / "plots" / "signals.png"
+    assert_png(path)
+    assert plots.make_plots(run)[1] == path
+    page = report.write_report(run).read_text()
+    assert 'alt="signals plot"' in page
+    card, _ = report.write_all(run)
+    assert "group relative policy optimisation (GRPO)" in card.read_text()
