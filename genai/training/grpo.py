@@ -46,8 +46,9 @@ class GRPO(Objective):
         self.accelerator = trainer.accelerator
         self.reference: list[torch.Tensor] = []
         per_reward = tuple(f"rewards/{r.label}" for r in self.rewards)
-        kl = ("kl",) if self.cfg.beta else ()
-        self.signals = ("reward", "reward_std", *per_reward, "completion_length", "clipped_ratio", *kl, *COUNTS)
+        # What batch() sums while sampling, in the order of its grpo_sums; loss() adds the KL and the tokens.
+        self.sampled = ("reward", "reward_std", *per_reward, "completion_length", "clipped_ratio", "completions")
+        self.signals = (*self.sampled, *(("kl",) if self.cfg.beta else ()), "answer_tokens")
 
     # ------------------------------------------------------------------ the starting model
     def prepare(self, trainer) -> None:
@@ -197,7 +198,7 @@ class GRPO(Objective):
         logp, slots = token_logps(model, inputs, batch["grpo_per_row"].tolist(), self.trained_positions)
         advantage = batch["grpo_advantages"][slots]
         per_token = -torch.exp(logp - logp.detach()) * advantage
-        sums = dict(zip(self._named_sums(), batch["grpo_sums"].tolist(), strict=True))
+        sums = dict(zip(self.sampled, batch["grpo_sums"].tolist(), strict=True))
         if self.cfg.beta:
             delta = batch["grpo_ref"] - logp
             kl = torch.exp(delta) - delta - 1
@@ -205,11 +206,6 @@ class GRPO(Objective):
             sums["kl"] = float(kl.detach().sum())
         sums["answer_tokens"] = float(len(logp))
         return per_token.sum(), sums
-
-    def _named_sums(self) -> tuple[str, ...]:
-        """The signals batch() sums (in the order of its grpo_sums), and the completions count."""
-        per_reward = tuple(f"rewards/{r.label}" for r in self.rewards)
-        return ("reward", "reward_std", *per_reward, "completion_length", "clipped_ratio", "completions")
 
     def means(self, sums: dict[str, float], units: float) -> dict[str, float]:
         """Per answer, except the KL (per answer token); the counts themselves are not logged."""

@@ -154,14 +154,7 @@ class DPO(Objective):
         losses = LOSSES[self.cfg.loss_type](ratio_c - ratio_r, self.cfg)
         if self.cfg.sft_weight:  # RPO: the chosen answer's mean NLL beside the preference loss
             losses = losses + self.cfg.sft_weight * chosen_nll
-        reward_c, reward_r = (self.cfg.beta * ratio_c).detach(), (self.cfg.beta * ratio_r).detach()
-        sums = {
-            "rewards/chosen": float(reward_c.sum()),
-            "rewards/rejected": float(reward_r.sum()),
-            "rewards/margins": float((reward_c - reward_r).sum()),
-            "rewards/accuracy": float((reward_c > reward_r).sum()),
-        }
-        return losses.sum(), sums
+        return losses.sum(), pair_rewards(self.cfg.beta * ratio_c, self.cfg.beta * ratio_r)
 
 
 class ORPO(DPO):
@@ -186,15 +179,9 @@ class ORPO(DPO):
         log_odds = odds_ratio(chosen, rejected)
         nll = -chosen
         losses = nll - self.cfg.beta * F.logsigmoid(log_odds)
-        reward_c, reward_r = (self.cfg.beta * chosen).detach(), (self.cfg.beta * rejected).detach()
-        sums = {
-            "rewards/chosen": float(reward_c.sum()),
-            "rewards/rejected": float(reward_r.sum()),
-            "rewards/margins": float((reward_c - reward_r).sum()),
-            "rewards/accuracy": float((reward_c > reward_r).sum()),
-            "nll_loss": float(nll.detach().sum()),
-            "log_odds_ratio": float(log_odds.detach().sum()),
-        }
+        sums = pair_rewards(self.cfg.beta * chosen, self.cfg.beta * rejected)
+        sums["nll_loss"] = float(nll.detach().sum())
+        sums["log_odds_ratio"] = float(log_odds.detach().sum())
         return losses.sum(), sums
 
 
@@ -246,6 +233,18 @@ class KTO(DPO):
             if sums[side]:
                 out[f"rewards/{side}"] = sums[f"rewards/{side}"] / sums[side]
         return out
+
+
+def pair_rewards(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, float]:
+    """The sums DPO and ORPO log for a batch of pairs from each side's reward: chosen, rejected, margins and
+    accuracy (the pairs whose chosen reward is the higher)."""
+    chosen, rejected = chosen.detach(), rejected.detach()
+    return {
+        "rewards/chosen": float(chosen.sum()),
+        "rewards/rejected": float(rejected.sum()),
+        "rewards/margins": float((chosen - rejected).sum()),
+        "rewards/accuracy": float((chosen > rejected).sum()),
+    }
 
 
 def odds_ratio(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
