@@ -130,6 +130,29 @@ def pytest_sessionstart(session):
         ensure_tiny_model()
 
 
+@pytest.fixture(scope="session")
+def short_parent(tmp_path_factory) -> Path:
+    """A finished run of recipes/quickstart-short.yaml (held-out exact match part-way): the parent that the
+    chained-run and GRPO tests start from, trained once per test process. Its runs folder is
+    <tmp>/runs/quickstart-short/, so <tmp>/runs/quickstart-short/latest names it."""
+    tmp = tmp_path_factory.mktemp("parent")
+    recipe = tmp / "quickstart-short.yaml"
+    data = ROOT / "recipes" / "data" / "quickstart"
+    recipe.write_text((ROOT / "recipes" / "quickstart-short.yaml").read_text().replace("data/quickstart", str(data)))
+    out = genai_cli(
+        "train",
+        recipe,
+        f"train.output_dir={tmp / 'runs'}",
+        f"data.cache_dir={tmp / 'cache'}",
+        "train.save_steps=null",
+        "train.exact_match.limit=40",
+        "train.eval_steps=null",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = [p for p in (tmp / "runs" / "quickstart-short").iterdir() if (p / "manifest.json").exists()]
+    return run
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that need the trained quickstart are slow; vllm / gpu tests skip where that is missing.
 

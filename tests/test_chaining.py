@@ -12,36 +12,14 @@ from safetensors.torch import load_file
 from tests.conftest import ROOT, genai_cli
 
 
-def finished_run(root: Path) -> Path:
-    (run,) = [p for p in root.iterdir() if (p / "manifest.json").exists()]
-    return run
-
-
 def first_exact_match(run: Path) -> float:
     return next(m["exact_match"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()))
 
 
-@pytest.fixture(scope="module")
-def parent(tmp_path_factory) -> Path:
-    """A short SFT run of the quickstart (exact match part-way)."""
-    tmp = tmp_path_factory.mktemp("parent")
-    recipe = tmp / "parent.yaml"
-    recipe.write_text(
-        (ROOT / "recipes" / "quickstart-short.yaml")
-        .read_text()
-        .replace("data/quickstart", str(ROOT / "recipes/data/quickstart"))
-    )
-    out = genai_cli(
-        "train",
-        recipe,
-        f"train.output_dir={tmp / 'runs'}",
-        f"data.cache_dir={tmp / 'cache'}",
-        "train.save_steps=null",
-        "train.exact_match.limit=40",
-        "train.eval_steps=null",
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return finished_run(tmp / "runs" / "quickstart-short")
+@pytest.fixture()
+def parent(short_parent) -> Path:
+    """The under-trained SFT parent (tests/conftest.py)."""
+    return short_parent
 
 
 def child(tmp_path: Path, model: str, *extra: str) -> Path:

@@ -7,28 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, genai_cli
+from tests.conftest import genai_cli
 from tests.training.conftest import QS, resume_matches_uninterrupted
 
 
-@pytest.fixture(scope="module")
-def parent(tmp_path_factory) -> Path:
-    """The under-trained SFT parent of the GRPO quickstart (exact match ~36%)."""
-    tmp = tmp_path_factory.mktemp("grpo-parent")
-    recipe = tmp / "parent.yaml"
-    recipe.write_text((ROOT / "recipes" / "quickstart-short.yaml").read_text().replace("data/quickstart", str(QS)))
-    out = genai_cli(
-        "train",
-        recipe,
-        "--run-dir",
-        tmp / "run",
-        f"data.cache_dir={tmp / 'cache'}",
-        "train.save_steps=null",
-        "train.exact_match.limit=0",
-        "train.eval_steps=null",
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return tmp / "run"
+@pytest.fixture()
+def parent(short_parent) -> Path:
+    """The under-trained SFT parent (tests/conftest.py)."""
+    return short_parent
 
 
 @pytest.fixture()
