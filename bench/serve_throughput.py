@@ -191,8 +191,8 @@ def bench_genai(target: Path, overrides: list[str]) -> tuple[float, float]:
 def bench_raw_vllm(run: Path, *, vllm_executor_default: bool) -> tuple[float, float]:
     """The same engine started by hand, the way a vLLM user would, without genai (the flags such a
     user would write for this artifact), either with genai's CPU engine setting or with vLLM's default."""
-    from genai.serving.engine import CPU_ENGINE_MULTIPROCESSING
     from genai.serving.server import free_port
+    from genai.vllm_env import CPU_ENGINE_MULTIPROCESSING
 
     adapter = run / "adapter"
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]

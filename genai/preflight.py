@@ -246,12 +246,34 @@ def _method(recipe: Recipe, plan: Plan) -> None:
         )
 
 
+def check_generator(recipe: Recipe) -> None:
+    """GRPO's vLLM sampler: one process, an unquantized model, plain LoRA (DoRA's merge is not W + BA)."""
+    grpo, train = recipe.train.grpo, recipe.train
+    if recipe.train.method != "grpo" or grpo.generator != "vllm":
+        return
+    problems = []
+    dist = train.distributed
+    if dist.profile != "none" and (dist.num_processes != 1 or dist.num_machines > 1):
+        problems.append(f"train.distributed.profile: {dist.profile} (several processes)")
+    if recipe.model.load_in_4bit:
+        problems.append("model.load_in_4bit: true")
+    if recipe.lora.enabled and recipe.lora.use_dora:
+        problems.append("lora.use_dora: true")
+    if problems:
+        raise GenaiError(
+            "train.grpo.generator: vllm samples in one training process from an unquantized model with plain LoRA; "
+            "this recipe has " + "; ".join(problems),
+            hint="set train.grpo.generator: transformers (or auto), or change those settings",
+        )
+
+
 @check("rewards")
 def _rewards(recipe: Recipe, plan: Plan) -> None:
     if recipe.train.method == "grpo":
         from genai.rewards import build_rewards
 
         build_rewards(recipe.train.grpo)
+        check_generator(recipe)
 
 
 @check("model and data")

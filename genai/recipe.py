@@ -196,6 +196,16 @@ class GrpoSection(Section):
     trust_reward_code: bool = Field(
         False, description="Allow rewards named 'module:function' (your own Python code runs in training)."
     )
+    generator: Literal["auto", "transformers", "vllm"] = Field(
+        "auto",
+        description="What samples the answers: transformers' generate on the training model, or a vLLM engine in "
+        "the training process that takes the policy's weights after each optimizer step (one process). auto: "
+        "vLLM on a CUDA GPU where it is installed, else transformers.",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, lt=1, description="generator vllm on a GPU: the share of GPU memory its engine takes."
+    )
+    vllm_kv_cache_gib: int = Field(1, ge=1, description="generator vllm on CPU: GiB of memory for its KV cache.")
 
 
 class TrainSection(Section):

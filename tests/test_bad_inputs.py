@@ -58,6 +58,15 @@ CASES = [
     (["train", "{RECIPE}", "train.distributed.profile=fsdp"], "'fsdp' needs GPUs; on CPU use 'ddp'"),
     (["train", "{RECIPE}", "model.load_in_4bit=true"], "QLoRA needs a CUDA GPU"),
     (["train", "{RECIPE}", "lora.target_modules=[no_such_proj]"], "lora.target_modules"),
+    (
+        ["train", "{RECIPE}", "train.method=grpo", "train.grpo.generator=vllm", "lora.use_dora=true"],
+        "train.grpo.generator: vllm samples in one training process from an unquantized model with plain LoRA; "
+        "this recipe has lora.use_dora: true",
+    ),
+    (
+        ["train", "{RECIPE}", "train.method=grpo", "train.grpo.generator=vllm", "train.distributed.profile=ddp"],
+        "this recipe has train.distributed.profile: ddp (several processes)",
+    ),
     (["train", "{RECIPE}", "eval.tasks=[quickstart_additon]"], "unknown task 'quickstart_additon'"),
     (["train", "{RECIPE}", "train.output_dir={RECIPE}/runs"], "train.output_dir: cannot write to"),
     (["train", "{RECIPE}", "model.name_or_path={ROOT}/no-model"], "local model folder not found"),

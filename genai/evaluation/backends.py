@@ -60,13 +60,14 @@ def hf(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection)
 def vllm(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSection) -> Iterator[tuple[str, dict]]:
     """vLLM's engine in this process, with the same engine options as `genai serve`."""
     from genai.evaluation.vllm_compat import ensure_vllm_metadata
-    from genai.serving.engine import EngineOptions, set_in_process_engine_env
+    from genai.serving.engine import EngineOptions
     from genai.serving.server import has_cuda, require_vllm
+    from genai.vllm_env import set_in_process_engine_env
 
     require_vllm()
     ensure_vllm_metadata()
     gpu = has_cuda()
-    set_in_process_engine_env(serve, gpu=gpu)
+    set_in_process_engine_env(serve.kv_cache_gib, gpu=gpu)
     target = tuned_target(target, gpu=gpu) if which == "tuned" else base_target(target)
     yield "vllm", EngineOptions.build(target, serve, gpu=gpu, seed=cfg.seed).lm_eval_args()
 

@@ -10,7 +10,6 @@ runs the engine with the same defaults.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,29 +181,3 @@ def resolve_dtype(target: ServeTarget, serve: ServeSection, *, gpu: bool) -> str
                 return "float32"
             break
     return "auto"
-
-
-# On CPU, "0" makes vLLM's engine process run the model itself instead of handing it to one more
-# worker process, which vLLM pins to all cores but one: on a 2-core machine that worker computed on
-# a single core. Measured (bench P2, medium model without LoRA): start 21 s -> 15 s, fp32 370 -> 649 tok/s.
-CPU_ENGINE_MULTIPROCESSING = "0"
-
-
-def engine_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
-    """Environment settings genai gives vLLM unless the environment already sets them."""
-    if gpu:
-        return {}
-    return {
-        "VLLM_CPU_KVCACHE_SPACE": f"{serve.kv_cache_gib:g}",  # else vLLM asks for 92% of RAM
-        "VLLM_ENABLE_V1_MULTIPROCESSING": CPU_ENGINE_MULTIPROCESSING,
-    }
-
-
-def set_in_process_engine_env(serve: ServeSection, *, gpu: bool) -> None:
-    """Environment for vLLM's LLM class in this process (genai generate, eval's vllm backend). On CPU
-    the engine then runs here: otherwise vLLM spawns an engine and a worker process, each importing
-    torch and vLLM again (bench P3: a quickstart eval 57 s -> 23 s)."""
-    # vLLM logs to stdout by default; in this process stdout is the command's output (--json).
-    quiet = {"VLLM_NO_USAGE_STATS": "1", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
-    for name, value in {**quiet, **engine_env(serve, gpu=gpu)}.items():
-        os.environ.setdefault(name, value)

@@ -9,8 +9,9 @@ from pathlib import Path
 from genai.atomic import atomic_write_text
 from genai.errors import GenaiError
 from genai.serving.artifact import resolve
-from genai.serving.engine import EngineOptions, set_in_process_engine_env
+from genai.serving.engine import EngineOptions
 from genai.serving.server import has_cuda, require_vllm
+from genai.vllm_env import set_in_process_engine_env
 
 
 def read_prompts(path: Path) -> list[dict]:
@@ -71,7 +72,7 @@ def generate_file(
     if tgt.chosen:
         print(f"generating with {tgt.chosen}", file=sys.stderr)
     gpu = has_cuda()
-    set_in_process_engine_env(serve, gpu=gpu)
+    set_in_process_engine_env(serve.kv_cache_gib, gpu=gpu)
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 

@@ -74,11 +74,11 @@ def vllm_engine(model: Path, lora_rank: int | None):
     answer(prompt token ids, stop ids, max tokens, lora request) -> greedy Answers."""
     import gc
 
-    from genai.recipe import ServeSection
-    from genai.serving.engine import EngineOptions, LoraModule, set_in_process_engine_env
+    from genai.serving.engine import EngineOptions, LoraModule
     from genai.serving.server import has_cuda
+    from genai.vllm_env import set_in_process_engine_env
 
-    set_in_process_engine_env(ServeSection(kv_cache_gib=1), gpu=has_cuda())
+    set_in_process_engine_env(1, gpu=has_cuda())
     from vllm import LLM, SamplingParams
 
     options = EngineOptions(

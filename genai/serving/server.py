@@ -26,7 +26,8 @@ from threading import Thread
 from genai.errors import GenaiError, MissingExtraError
 from genai.recipe import ServeSection
 from genai.serving.artifact import ServeTarget
-from genai.serving.engine import EngineOptions, engine_env
+from genai.serving.engine import EngineOptions
+from genai.vllm_env import engine_env
 
 
 def has_cuda() -> bool:
@@ -96,7 +97,7 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
 def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
     """The server's environment: genai's engine defaults, the user's environment, the API key."""
     env = {
-        **engine_env(serve, gpu=gpu),
+        **engine_env(serve.kv_cache_gib, gpu=gpu),
         **os.environ,
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",

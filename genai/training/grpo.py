@@ -1,10 +1,11 @@
 """GRPO (train.method: grpo): group relative policy optimisation in the trainer's own loop.
 
 Each micro-batch takes `micro_batch_size` prompts, samples `num_generations` answers to each with the
-model as it is now (transformers' generate), scores every answer with the recipe's reward functions
-(genai.rewards) and turns each group's rewards into advantages (reward minus the group's mean, divided by
-its spread). The loss is DAPO/TRL's token-level one with one update per generation: for each answer token,
--advantage * ratio (ratio = p / p.detach(), 1 in value, grad of log p) plus beta times the k3 estimate of
+model as it is now (transformers' generate, or a vLLM engine given the policy's weights: see
+genai.training.sampling), scores every answer with the recipe's reward functions (genai.rewards) and
+turns each group's rewards into advantages (reward minus the group's mean, divided by its spread). The
+loss is DAPO/TRL's token-level one with one update per generation: for each answer token, -advantage *
+ratio (ratio = p / p.detach(), 1 in value, grad of log p) plus beta times the k3 estimate of
 KL(policy || reference), summed over the answer tokens and divided by the step's answer-token count.
 
 The reference is the starting model: its trainable weights are copied once before training (the adapter
@@ -25,6 +26,7 @@ from genai.data.pack import TokenizedSet, collate, pack_rows
 from genai.recipe import GrpoSection
 from genai.training.logps import token_logps
 from genai.training.objectives import Objective, loss_sum, to_device
+from genai.training.sampling import SAMPLERS, sampler_name
 
 COUNTS = ("completions", "answer_tokens")  # denominators, summed beside the signals and not logged themselves
 
@@ -43,6 +45,9 @@ class GRPO(Objective):
         self.stop_ids = trainer.stop_ids
         self.capacity = trainer.recipe.data.max_length
         self.rewards = build_rewards(self.cfg)
+        self.steps = lambda: trainer.state.step  # the optimizer steps taken: the generator's weights version
+        name = sampler_name(self.cfg.generator, cuda=trainer.accelerator.device.type == "cuda")
+        self.sampler = SAMPLERS[name](trainer)
         self.accelerator = trainer.accelerator
         self.reference: list[torch.Tensor] = []
         per_reward = tuple(f"rewards/{r.label}" for r in self.rewards)
@@ -72,6 +77,10 @@ class GRPO(Objective):
             for p, data in zip(params, saved, strict=True):
                 p.data = data
 
+    def close(self) -> None:
+        """Free the sampler's engine before the artifact is exported."""
+        self.sampler.close()
+
     # ------------------------------------------------------------------ sampling and scoring
     def _prompt(self, data: TokenizedSet, i: int) -> tuple[np.ndarray, str]:
         """A sample's prompt (everything before its trained answer) and its reference answer's text."""
@@ -82,47 +91,8 @@ class GRPO(Objective):
 
     def _generate(self, model, prompts: list[np.ndarray], seed: list[int], *, sample: bool) -> list[list[int]]:
         """Answers to each prompt (num_generations sampled ones, or one greedy), each cut after its first stop
-        token; in prompt order."""
-        generator = self.accelerator.unwrap_model(model)
-        width = max(len(p) for p in prompts)
-        device = self.accelerator.device
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros_like(ids)
-        for b, p in enumerate(prompts):  # left padding: every answer starts at the same column
-            ids[b, width - len(p) :] = torch.as_tensor(p, dtype=torch.long)
-            mask[b, width - len(p) :] = 1
-        options = {"do_sample": False}
-        if sample:
-            options = {
-                "do_sample": True,
-                "temperature": self.cfg.temperature,
-                "top_p": self.cfg.top_p,
-                "top_k": 0,
-                "num_return_sequences": self.cfg.num_generations,
-            }
-        was_training = generator.training
-        generator.eval()
-        devices = [device.index or 0] if device.type == "cuda" else []
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=devices):
-                torch.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
-                out = generator.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=self.cfg.max_completion_length,
-                    eos_token_id=self.stop_ids,
-                    pad_token_id=self.pad_id,
-                    use_cache=True,
-                    **options,
-                )
-        finally:
-            generator.train(was_training)
-        answers = []
-        stops = set(self.stop_ids)
-        for row in out[:, width:].tolist():
-            end = next((k + 1 for k, t in enumerate(row) if t in stops), len(row))
-            answers.append(row[:end])
-        return answers
+        token; in prompt order; from the recipe's generator, with the model as it is after `self.steps()` steps."""
+        return self.sampler.generate(model, prompts, seed, sample=sample, version=self.steps())
 
     def _score(self, prompts: list[np.ndarray], references: list[str], answers: list[list[int]], per: int):
         """(total reward per answer, {reward label: values}) with prompts and references repeated per answer."""

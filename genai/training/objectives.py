@@ -54,6 +54,9 @@ class Objective:
         """Once the model is ready and before a checkpoint loads into it: what the method needs of the
         starting model (DPO: its log-probabilities; GRPO: its weights, for the KL term)."""
 
+    def close(self) -> None:
+        """At the end of training, before the artifact is exported: free what the objective holds."""
+
     def batch(self, model, data: TokenizedSet, rows: list[list[int]], device, seed: list[int]) -> tuple[dict, int]:
         """A training micro-batch of these rows on the device, and its real (unpadded) token count. `seed`
         (run seed, step, micro-batch, process) fixes anything random in making it (GRPO's sampling)."""

@@ -406,6 +406,7 @@ class Trainer:
             self.save()
         self.state.elapsed = time.perf_counter() - self.run_start
         self.accelerator.wait_for_everyone()
+        self.objective.close()  # GRPO's vLLM engine: its memory back before the merge and export
         artifact = self._export()
         result = TrainResult(
             self.run.path,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from genai.recipe import ServeSection
 from genai.serving.artifact import ServeTarget
-from genai.serving.engine import EngineOptions, engine_env
+from genai.serving.engine import EngineOptions
+from genai.vllm_env import engine_env
 
 
 def lora_target(tmp_path: Path) -> ServeTarget:
@@ -64,9 +65,9 @@ def test_defaults_are_the_engines_own(tmp_path):
 
 
 def test_cpu_engine_environment():
-    env = engine_env(ServeSection(kv_cache_gib=2), gpu=False)
+    env = engine_env(2, gpu=False)
     assert env == {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    assert engine_env(ServeSection(), gpu=True) == {}
+    assert engine_env(1, gpu=True) == {}
 
 
 def tool_target(tmp_path: Path, model: str, tool_calls: int) -> ServeTarget:
