@@ -52,30 +52,37 @@ def test_ddp_two_processes_match_one_process_and_resume_exactly(small_recipe, tm
 
     # Kill every process of a 2-process run once its first checkpoint is complete, then resume it.
     killed = tmp_path / "killed"
+    args = ["train.save_steps=4", *TWO, *COMMON]
+    kill_launch_after_checkpoint(small_recipe, killed, args, 4)
+    out = genai_cli("train", small_recipe, "--resume", "--run-dir", killed, *args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert max_diff(adapter(tmp_path / "two"), adapter(killed)) <= 1e-6
+
+
+def kill_launch_after_checkpoint(recipe: Path, run: Path, args: list[str], step: int) -> None:
+    """Start a 2-process `genai train`, SIGKILL every process of it once the checkpoint of `step` is complete,
+    and check that what is left is a resumable run: no manifest, every process's state in each checkpoint."""
     exe = Path(sys.executable).with_name("genai")
     proc = subprocess.Popen(
-        [str(exe), "train", str(small_recipe), "--run-dir", str(killed), "train.save_steps=4", *TWO, *COMMON],
+        [str(exe), "train", str(recipe), "--run-dir", str(run), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=os.environ.copy(),
         start_new_session=True,
     )
     deadline = time.time() + 300
-    while not (killed / "checkpoints" / "step-0000004" / "state.json").exists() and time.time() < deadline:
+    while not (run / "checkpoints" / f"step-{step:07d}" / "state.json").exists() and time.time() < deadline:
         assert proc.poll() is None, "training ended before its first checkpoint"
         time.sleep(0.02)
     # torchrun starts its workers in sessions of their own: kill them by their command line, then the launch.
-    subprocess.run(["pkill", "-KILL", "-f", f"genai.training.worker {killed}"], check=False)
+    subprocess.run(["pkill", "-KILL", "-f", f"genai.training.worker {run}"], check=False)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(1)
-    assert not (killed / "manifest.json").exists()
+    assert not (run / "manifest.json").exists()
     # A checkpoint counts as complete only with every process's state in it (each rank's RNG).
-    for ckpt in (killed / "checkpoints").glob("step-*"):
+    for ckpt in (run / "checkpoints").glob("step-*"):
         assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in ckpt.iterdir()}, ckpt
-    out = genai_cli("train", small_recipe, "--resume", "--run-dir", killed, "train.save_steps=4", *TWO, *COMMON)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert max_diff(adapter(tmp_path / "two"), adapter(killed)) <= 1e-6
 
 
 def test_ddp_dpo_matches_one_process(tmp_path):
@@ -109,3 +116,43 @@ train: {{method: dpo, max_steps: 6, learning_rate: 3.0e-3, num_threads: 1, loggi
     m1, m2 = (json.loads((tmp_path / r / "manifest.json").read_text())["metrics"] for r in ("one", "two"))
     assert m2["eval_rewards/margins"] == pytest.approx(m1["eval_rewards/margins"], abs=1e-4)
     assert m2["eval_rewards/margins"] > 0
+
+
+def test_ddp_grpo_resumes_exactly(tmp_path):
+    # Each process samples answers to its own prompts from a generator seeded by (seed, step, micro-batch,
+    # process): a killed 2-process GRPO run resumes to the adapter of an uninterrupted one.
+    from tests.training.conftest import QS
+
+    recipe = tmp_path / "grpo.yaml"
+    recipe.write_text(f"""\
+name: ddp-grpo
+model: {{name_or_path: genai/tiny-llama}}
+data:
+  train: [{{path: {QS / "train.jsonl"}, format: alpaca, limit: 200}}]
+  max_length: 64
+  cache_dir: {tmp_path / "cache"}
+lora: {{r: 8, alpha: 16, dropout: 0.0}}
+train:
+  method: grpo
+  grpo: {{num_generations: 4, max_completion_length: 6, rewards: [{{name: exact_match}}]}}
+  max_steps: 6
+  micro_batch_size: 2
+  learning_rate: 1.0e-3
+  num_threads: 1
+  logging_steps: 1
+  exact_match: {{limit: 0}}
+  output_dir: {tmp_path / "runs"}
+""")
+    args = [*TWO[:-1], "train.distributed.main_process_port=29547", "train.save_steps=3"]
+    full = genai_cli("train", recipe, "--run-dir", tmp_path / "full", *args)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert json.loads((tmp_path / "full" / "manifest.json").read_text())["processes"] == 2
+    kill_launch_after_checkpoint(recipe, tmp_path / "killed", args, 3)
+    out = genai_cli("train", recipe, "--resume", "--run-dir", tmp_path / "killed", *args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert max_diff(adapter(tmp_path / "full"), adapter(tmp_path / "killed")) <= 1e-6
+    logged = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in logged if "reward" in m]
+    assert len(steps) == 6
+    for m in steps:
+        assert 0 <= m["reward"] <= 1 and 1 <= m["completion_length"] <= 6 and m["kl"] >= 0, m
