@@ -64,6 +64,11 @@ class EngineOptions:
     chat_template: str | None = None
     seed: int | None = None
     lora: LoraModule | None = None
+    # vLLM's CPU LoRA kernels index the stacked adapters with each token's slot, and a request without an
+    # adapter has slot -1: Python's last slot. With one slot that is the adapter itself, so a base-model
+    # request batched beside an adapter request was answered by the adapter. A second, empty slot makes
+    # -1 a zero adapter (tests/serving/test_server.py asks both at once).
+    max_loras: int = 1
     tool_call_parser: str | None = None  # the family's, when the artifact was trained on tools
     extra_args: tuple[str, ...] = ()
 
@@ -91,6 +96,7 @@ class EngineOptions:
             chat_template=str(template) if template.exists() else None,
             seed=seed,
             lora=lora,
+            max_loras=1 if gpu else 2,
             tool_call_parser=tool_parser(target, serve),
             extra_args=tuple(serve.extra_args),
         )
@@ -119,7 +125,7 @@ class EngineOptions:
                 "--max-lora-rank",
                 str(self.lora.max_rank),
                 "--max-loras",
-                "1",
+                str(self.max_loras),
             ]
         if self.tool_call_parser is not None:
             args += ["--enable-auto-tool-choice", "--tool-call-parser", self.tool_call_parser]
@@ -129,7 +135,7 @@ class EngineOptions:
         """Keyword arguments of `vllm.LLM` (the LoRA itself goes with each request)."""
         kwargs = self._rendered(1)
         if self.lora is not None:
-            kwargs.update(enable_lora=True, max_lora_rank=self.lora.max_rank, max_loras=1)
+            kwargs.update(enable_lora=True, max_lora_rank=self.lora.max_rank, max_loras=self.max_loras)
         return kwargs
 
     def lm_eval_args(self) -> dict:

@@ -90,6 +90,7 @@ def vllm_engine(model: Path, lora_rank: int | None):
         enforce_eager=True,
         seed=0,
         lora=LoraModule("adapter", "", lora_rank) if lora_rank else None,
+        max_loras=1 if has_cuda() else 2,  # see EngineOptions.max_loras
     )
     llm = LLM(**options.llm_kwargs())
 

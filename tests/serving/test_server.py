@@ -125,6 +125,26 @@ def test_adapter_and_base_answer_differently(served):
     assert tuned.choices[0].message.content != base.choices[0].message.content
 
 
+def test_base_and_adapter_asked_at_once_answer_as_when_asked_alone(served):
+    # One batch holding an adapter request and a base-model request: vLLM's CPU LoRA kernels once applied
+    # the adapter to both (a request without an adapter indexes slot -1), which the side-by-side playground
+    # of genai studio would show as two identical answers.
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = client(served["url"])
+    q = [{"role": "user", "content": task_items(1)[0][0]}]
+
+    def ask(model: str) -> str:
+        r = c.chat.completions.create(model=model, messages=q, temperature=0, max_tokens=12)
+        return r.choices[0].message.content
+
+    alone = {m: ask(m) for m in ("quickstart", "genai/tiny-llama")}
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            together = dict(zip(alone, pool.map(ask, alone), strict=True))
+        assert together == alone
+
+
 def test_completions_and_streaming(served):
     c = client(served["url"])
     r = c.completions.create(
