@@ -299,6 +299,21 @@ def run(
 
 
 @app.command()
+def studio(
+    runs: Path = typer.Option(Path("runs"), "--runs", help="The runs folder it shows (train.output_dir)."),
+    recipes: list[Path] | None = typer.Option(
+        None, "--recipes", help="Recipe folders it can launch (default: recipes/)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address; beyond loopback it needs $GENAI_STUDIO_TOKEN."),
+    port: int = typer.Option(7860, "--port", help="Port (0 picks a free one)."),
+) -> None:
+    """A local web app over the runs: runs, compare, run pages, a side-by-side playground, launching."""
+    from genai.studio.start import run_studio
+
+    run_studio(runs, recipes or [Path("recipes")], host, port)
+
+
+@app.command()
 def templates() -> None:
     """List named chat templates and data formats."""
     from genai.data.formats import FORMAT_FIELDS

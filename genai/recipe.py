@@ -560,6 +560,20 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             hint="give the recipe YAML; it names its data under data.train, e.g. `genai init quickstart`",
         )
     data, lines = load_yaml_with_lines(path)
+    return _from_yaml(data, lines, path, overrides)
+
+
+def load_recipe_text(text: str, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """load_recipe for a recipe's text not (yet) in its file, e.g. an editor's: errors name `path` and
+    the text's lines, and relative paths are relative to `path`'s folder."""
+    from genai.yamlio import parse_yaml_with_lines
+
+    path = Path(path)
+    data, lines = parse_yaml_with_lines(text, path)
+    return _from_yaml(data, lines, path, overrides)
+
+
+def _from_yaml(data, lines: dict, path: Path, overrides) -> Recipe:
     if data is None:
         raise GenaiError(f"{path}: the recipe is empty", hint="copy recipes/quickstart.yaml and edit it")
     if not isinstance(data, dict):

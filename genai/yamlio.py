@@ -65,7 +65,11 @@ def _read_text(path: Path) -> str:
 
 def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Return (data, {key path: 1-based line}); invalid YAML raises GenaiError with the line."""
-    text = _read_text(path)
+    return parse_yaml_with_lines(_read_text(path), path)
+
+
+def parse_yaml_with_lines(text: str, path: Path | str) -> tuple[Any, dict[Loc, int]]:
+    """load_yaml_with_lines for a text (an editor's) that `path` names in errors."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
