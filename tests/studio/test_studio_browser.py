@@ -170,11 +170,14 @@ def test_playground_streams_answers_side_by_side_from_the_real_server(world, pag
     assert "(base)" in columns.nth(1).locator(".target option:checked").inner_text()
     page.fill("#prompt", "What is 12 + 30?")
     page.click("#send")
+    texts = []
     for i in range(2):
         answer = columns.nth(i).locator(".msg.assistant.done")
         sync_api.expect(answer).to_be_visible(timeout=60_000)
         assert answer.inner_text().strip() and int(answer.get_attribute("data-chunks")) >= 1
         assert "error" not in (answer.get_attribute("class") or "")
+        texts.append(answer.inner_text())
+    assert texts[0] != texts[1]  # asked at once, each model answers for itself (greedy: they differ)
     shot(page, "playground")
     status = json.loads(page.request.get(world["url"] + "/api/serve").text())
     world["served"] = int(status["targets"][0]["base_url"].rsplit(":", 1)[1].split("/")[0])
