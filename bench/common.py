@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -45,3 +46,14 @@ def record(name: str, text: str) -> None:
     with RESULTS.open("a") as fh:
         fh.write(line)
     print(line.strip())
+
+
+def gpu_or_exit(allow_cpu: bool) -> bool:
+    """Whether a CUDA GPU is here (bench/gpu); without one, exit unless --allow-cpu (a smoke run on CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    if not allow_cpu:
+        sys.exit("bench/gpu: no CUDA GPU here (--allow-cpu runs the script on CPU as a smoke test; nothing recorded)")
+    return False

@@ -209,23 +209,31 @@ def _last_quarter(values: list[float]) -> float:
     return statistics.mean(values[-max(1, len(values) // 4) :]) if values else float("nan")
 
 
+def time_method(cls, name: str) -> dict:
+    """Wrap cls.name so that the seconds spent in it add up in the returned dict's "seconds"."""
+    spent = {"seconds": 0.0}
+    method = getattr(cls, name)
+
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            spent["seconds"] += time.perf_counter() - start
+
+    setattr(cls, name, timed)
+    return spent
+
+
 def genai_dpo(recipe_path: Path) -> dict:
     """genai DPO; its one-off reference pass (DPO.prepare) is timed and added to the training time."""
     from genai.training import objectives
 
-    spent = {"ref": 0.0}
-    prepare = objectives.DPO.prepare
-
-    def timed(self, trainer):
-        start = time.perf_counter()
-        prepare(self, trainer)
-        spent["ref"] += time.perf_counter() - start
-
-    objectives.DPO.prepare = timed
+    spent = time_method(objectives.DPO, "prepare")
     _, losses, manifest = _genai_run(recipe_path)
     return {
-        "seconds": losses[-1]["elapsed_s"] + spent["ref"],
-        "ref_seconds": spent["ref"],
+        "seconds": losses[-1]["elapsed_s"] + spent["seconds"],
+        "ref_seconds": spent["seconds"],
         "steps": manifest["steps"],
         "pairs": manifest["data"]["train"]["pairs"],
         "engine_tokens": manifest["tokens"],  # genai's own count of what it trained on: a check
@@ -264,24 +272,15 @@ def trl_dpo(recipe_path: Path, steps: int, pairs: int, fast: bool) -> dict:
         # padding_free=True is not passed: TRL 1.16 warns and falls back to padding (see the module docstring).
         precompute_ref_log_probs=fast,
     )
-    spent = {"ref": 0.0}
-    precompute = DPOTrainer._precompute_ref_logps
-
-    def timed(self, *a, **kw):
-        start = time.perf_counter()
-        out = precompute(self, *a, **kw)
-        spent["ref"] += time.perf_counter() - start
-        return out
-
-    DPOTrainer._precompute_ref_logps = timed
+    spent = time_method(DPOTrainer, "_precompute_ref_logps")  # TRL runs it in the constructor, not in train()
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
     logs = [m for m in trainer.state.log_history if "loss" in m]
     return {
-        "seconds": seconds + spent["ref"],
-        "ref_seconds": spent["ref"],
+        "seconds": seconds + spent["seconds"],
+        "ref_seconds": spent["seconds"],
         "steps": trainer.state.global_step,
         "pairs": len(dataset),
         "loss": _last_quarter([m["loss"] for m in logs]),
@@ -293,20 +292,12 @@ def genai_grpo(recipe_path: Path) -> dict:
     """genai GRPO; a vLLM engine's start-up (VllmSampler's constructor) is timed apart."""
     from genai.training import sampling
 
-    spent = {"startup": 0.0}
-    init = sampling.VllmSampler.__init__
-
-    def timed(self, trainer):
-        start = time.perf_counter()
-        init(self, trainer)
-        spent["startup"] += time.perf_counter() - start
-
-    sampling.VllmSampler.__init__ = timed
+    spent = time_method(sampling.VllmSampler, "__init__")
     _, losses, manifest = _genai_run(recipe_path)
     return {
         "seconds": losses[-1]["elapsed_s"],
         "steps": manifest["steps"],
-        "startup_seconds": spent["startup"],
+        "startup_seconds": spent["seconds"],
         "rewards": [m["reward"] for m in losses],
         "clipped": statistics.mean(m["clipped_ratio"] for m in losses),
     }

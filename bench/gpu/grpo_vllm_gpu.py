@@ -37,9 +37,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--allow-cpu", action="store_true")
     args = ap.parse_args()
-    gpu_here = torch.cuda.is_available()
-    if not gpu_here and not args.allow_cpu:
-        sys.exit("bench/gpu: no CUDA GPU here (--allow-cpu runs it on CPU as a smoke test)")
+    from bench.common import gpu_or_exit
+
+    gpu_here = gpu_or_exit(args.allow_cpu)
     from bench.common import record
     from genai.recipe import load_recipe
     from genai.training.launch import start_training

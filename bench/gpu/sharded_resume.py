@@ -85,9 +85,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--allow-cpu", action="store_true")
     args = ap.parse_args()
-    gpu = torch.cuda.is_available()
-    if not gpu and not args.allow_cpu:
-        sys.exit("bench/gpu: no CUDA GPU here (--allow-cpu runs the script's path on CPU, nothing recorded)")
+    from bench.common import gpu_or_exit
+
+    gpu = gpu_or_exit(args.allow_cpu)
     from bench.common import record
 
     genai = str(Path(sys.executable).with_name("genai"))

@@ -49,9 +49,9 @@ def main() -> None:
     ap.add_argument("--mbs", type=int, default=4, help="packed rows a step")
     ap.add_argument("--allow-cpu", action="store_true", help="a smoke run of the script on CPU (nothing recorded)")
     args = ap.parse_args()
-    gpu = torch.cuda.is_available()
-    if not gpu and not args.allow_cpu:
-        sys.exit("bench/gpu: no CUDA GPU here (--allow-cpu runs it on CPU as a smoke test)")
+    from bench.common import gpu_or_exit
+
+    gpu = gpu_or_exit(args.allow_cpu)
     work = Path(tempfile.mkdtemp(prefix="genai-gpu-kernels-"))
     tt.make_data(work / "train.jsonl", args.samples)
     tt.make_data(work / "heldout.jsonl", 100, seed=1)
