@@ -53,6 +53,9 @@ def installed(tmp_path_factory) -> Path:
         "genai/assets/recipes/data/quickstart/test.jsonl",
         "genai/accelerate/fsdp.yaml",
         "genai/assets/tiny/corpus.txt",
+        "genai/studio/templates/runs.html",
+        "genai/studio/static/studio.js",
+        "genai/studio/static/vendor/uplot/uPlot.iife.min.js",
     ):
         assert needed in names, needed
     env_dir = tmp / "venv"
