@@ -54,25 +54,30 @@ def _run_lm_eval(model: str, args: dict, cfg: EvalSection, tm, backend: str) -> 
     from lm_eval import simple_evaluate
 
     _quiet_git_hash()
+    from contextlib import nullcontext
 
+    from genai.vllm_env import werkzeug_proxies_hidden
+
+    engine_guard = werkzeug_proxies_hidden() if backend == "vllm" else nullcontext()  # the engine starts inside
     try:
-        res = simple_evaluate(
-            model=model,
-            model_args=args,
-            tasks=list(cfg.tasks),
-            num_fewshot=cfg.num_fewshot,
-            batch_size=cfg.batch_size,
-            limit=cfg.limit,
-            apply_chat_template=cfg.apply_chat_template,
-            system_instruction=cfg.system_instruction,
-            task_manager=tm,
-            log_samples=False,
-            random_seed=cfg.seed,
-            numpy_random_seed=cfg.seed,
-            torch_random_seed=cfg.seed,
-            fewshot_random_seed=cfg.seed,
-            bootstrap_iters=1000,
-        )
+        with engine_guard:
+            res = simple_evaluate(
+                model=model,
+                model_args=args,
+                tasks=list(cfg.tasks),
+                num_fewshot=cfg.num_fewshot,
+                batch_size=cfg.batch_size,
+                limit=cfg.limit,
+                apply_chat_template=cfg.apply_chat_template,
+                system_instruction=cfg.system_instruction,
+                task_manager=tm,
+                log_samples=False,
+                random_seed=cfg.seed,
+                numpy_random_seed=cfg.seed,
+                torch_random_seed=cfg.seed,
+                fewshot_random_seed=cfg.seed,
+                bootstrap_iters=1000,
+            )
     except GenaiError:
         raise
     except ConnectionError as exc:  # a task whose dataset lives on the hub, offline or unreachable

@@ -11,7 +11,7 @@ from genai.errors import GenaiError
 from genai.serving.artifact import resolve
 from genai.serving.engine import EngineOptions
 from genai.serving.server import has_cuda, require_vllm
-from genai.vllm_env import set_in_process_engine_env
+from genai.vllm_env import set_in_process_engine_env, werkzeug_proxies_hidden
 
 
 def read_prompts(path: Path) -> list[dict]:
@@ -77,7 +77,8 @@ def generate_file(
     from vllm.lora.request import LoRARequest
 
     opts = EngineOptions.build(tgt, serve, gpu=gpu, seed=seed)
-    llm = LLM(**opts.llm_kwargs())
+    with werkzeug_proxies_hidden():
+        llm = LLM(**opts.llm_kwargs())
     lora = LoRARequest(opts.lora.name, 1, opts.lora.path) if opts.lora is not None else None
     template = Path(opts.chat_template).read_text() if opts.chat_template else None
 

@@ -76,7 +76,7 @@ def vllm_engine(model: Path, lora_rank: int | None):
 
     from genai.serving.engine import EngineOptions, LoraModule
     from genai.serving.server import has_cuda
-    from genai.vllm_env import set_in_process_engine_env
+    from genai.vllm_env import set_in_process_engine_env, werkzeug_proxies_hidden
 
     set_in_process_engine_env(1, gpu=has_cuda())
     from vllm import LLM, SamplingParams
@@ -92,7 +92,8 @@ def vllm_engine(model: Path, lora_rank: int | None):
         lora=LoraModule("adapter", "", lora_rank) if lora_rank else None,
         max_loras=1 if has_cuda() else 2,  # see EngineOptions.max_loras
     )
-    llm = LLM(**options.llm_kwargs())
+    with werkzeug_proxies_hidden():
+        llm = LLM(**options.llm_kwargs())
 
     def answer(prompts: list[list[int]], stops: list[int], max_tokens: int, lora=None) -> list[Answer]:
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0, stop_token_ids=stops, logprobs=0)

@@ -135,7 +135,7 @@ class VllmSampler:
     """A vLLM engine in this process, updated from the policy before it samples (see the module docstring)."""
 
     def __init__(self, trainer):
-        from genai.vllm_env import set_in_process_engine_env
+        from genai.vllm_env import set_in_process_engine_env, werkzeug_proxies_hidden
 
         self.cfg = trainer.cfg.grpo
         self.accelerator = trainer.accelerator
@@ -153,16 +153,17 @@ class VllmSampler:
             ) from None
         dtype = next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype
         kwargs = {"gpu_memory_utilization": self.cfg.vllm_gpu_memory_utilization} if gpu else {}
-        self.llm = LLM(
-            model=str(trainer.base_path),
-            tokenizer=trainer.tokenizer.name_or_path,  # unused: token ids in, token ids out (detokenize off)
-            dtype=str(dtype).removeprefix("torch."),
-            max_model_len=trainer.recipe.data.max_length + self.cfg.max_completion_length,
-            enforce_eager=not gpu,
-            seed=trainer.cfg.seed,
-            trust_remote_code=trainer.recipe.model.trust_remote_code,
-            **kwargs,
-        )
+        with werkzeug_proxies_hidden():
+            self.llm = LLM(
+                model=str(trainer.base_path),
+                tokenizer=trainer.tokenizer.name_or_path,  # unused: token ids in, token ids out (detokenize off)
+                dtype=str(dtype).removeprefix("torch."),
+                max_model_len=trainer.recipe.data.max_length + self.cfg.max_completion_length,
+                enforce_eager=not gpu,
+                seed=trainer.cfg.seed,
+                trust_remote_code=trainer.recipe.model.trust_remote_code,
+                **kwargs,
+            )
 
     def _sync(self, model) -> None:
         """The policy's current weights into the engine, and its prefix cache emptied (stale keys)."""

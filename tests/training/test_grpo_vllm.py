@@ -5,6 +5,7 @@ the training weights untouched); a GRPO run that samples with it learns and logs
 import json
 from types import SimpleNamespace
 
+import flask  # noqa: F401 - a process that has imported Flask (as moto's server does): the engine must still start
 import numpy as np
 import pytest
 import torch
