@@ -299,6 +299,22 @@ def run(
 
 
 @app.command()
+def sweep(
+    target: str = typer.Argument(..., help="A recipe with a sweep section; or `show` and a recipe or sweep folder."),
+    rest: list[str] | None = typer.Argument(None, help="Overrides (KEY=VALUE); after `show`: the recipe or folder."),
+) -> None:
+    """Hyperparameter search over a recipe (Optuna): `genai sweep RECIPE`, then `genai sweep show RECIPE`."""
+    from genai.sweeps.commands import run_command, show_command
+
+    if target == "show":
+        if not rest:
+            raise GenaiError("genai sweep show needs a recipe or a sweep folder")
+        show_command(Path(rest[0]), rest[1:])
+        return
+    run_command(Path(target), rest or [])
+
+
+@app.command()
 def studio(
     runs: Path = typer.Option(Path("runs"), "--runs", help="The runs folder it shows (train.output_dir)."),
     recipes: list[Path] | None = typer.Option(

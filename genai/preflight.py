@@ -276,6 +276,14 @@ def _rewards(recipe: Recipe, plan: Plan) -> None:
         check_generator(recipe)
 
 
+@check("sweep")
+def _sweep(recipe: Recipe, plan: Plan) -> None:
+    if recipe.sweep is not None:
+        from genai.sweeps.space import check_space
+
+        check_space(recipe)
+
+
 @check("model and data")
 def _model_and_data(recipe: Recipe, plan: Plan) -> None:
     from genai.parents import find_parent, parent_recipe_file

@@ -375,6 +375,56 @@ class SageMakerSection(Section):
         return self
 
 
+class SweepParam(Section):
+    """One swept setting: a distribution to draw its values from."""
+
+    distribution: Literal["log_uniform", "uniform", "int", "choice"]
+    low: float | None = Field(None, description="log_uniform, uniform, int: the smallest value.")
+    high: float | None = Field(None, description="log_uniform, uniform, int: the largest value.")
+    values: list[Any] | None = Field(None, description="choice: the values to choose from.")
+
+    @model_validator(mode="after")
+    def _range(self) -> SweepParam:
+        if self.distribution == "choice":
+            if not self.values:
+                raise ValueError("choice needs a non-empty 'values' list")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.distribution} needs 'low' and 'high'")
+        if not self.low < self.high:
+            raise ValueError(f"empty range: low {self.low} must be below high {self.high}")
+        if self.distribution == "log_uniform" and self.low <= 0:
+            raise ValueError(f"log_uniform needs low > 0 (got {self.low})")
+        if self.distribution == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("int needs whole-number 'low' and 'high'")
+        return self
+
+
+class SweepSection(Section):
+    """sweep: a hyperparameter search over this recipe (`genai sweep`); ignored by every other command."""
+
+    parameters: dict[str, SweepParam] = Field(
+        min_length=1, description="Dotted recipe keys (as in overrides, e.g. train.learning_rate) -> distribution."
+    )
+    objective: str = Field(
+        "eval_loss",
+        description="eval_loss, or task/metric from eval.tasks, e.g. quickstart_addition/exact_match,strip.",
+    )
+    direction: Literal["minimize", "maximize"] | None = Field(
+        None, description="Default: minimize eval_loss, maximize an eval metric."
+    )
+    trials: int = Field(8, ge=1, le=10_000)
+    timeout_s: float | None = Field(None, gt=0, description="Start no trial after this many seconds.")
+    parallel: int = Field(1, ge=1, description="Trials at once.")
+    prune: bool = Field(True, description="Stop a trial early when its held-out loss trails the others' (median).")
+    seed: int = 0
+
+    @property
+    def goal(self) -> str:
+        """minimize or maximize."""
+        return self.direction or ("minimize" if self.objective == "eval_loss" else "maximize")
+
+
 class Recipe(Section):
     """A whole recipe: what to fine-tune, on what, how, and how to score and serve it."""
 
@@ -389,10 +439,13 @@ class Recipe(Section):
     serve: ServeSection = Field(default_factory=ServeSection)
     sagemaker: SageMakerSection = Field(default_factory=SageMakerSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
+    sweep: SweepSection | None = Field(None, description="A hyperparameter search over this recipe (genai sweep).")
 
     def public_dump(self) -> dict:
         """The recipe as plain data with secrets left out (never printed, logged or saved)."""
         data = self.model_dump(mode="json")
+        if data["sweep"] is None:  # absent, as before sweeps existed: the same recipes keep the same hashes
+            del data["sweep"]
         if data["serve"]["api_key"] is not None:
             data["serve"]["api_key"] = None
         return data

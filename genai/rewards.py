@@ -267,24 +267,6 @@ SUITE_METRICS = ("exact_match",)
 _NOT_METRIC_KWARGS = ("metric", "aggregation", "higher_is_better", "hf_evaluate")
 
 
-def _bundled_tasks() -> dict[str, tuple[str, dict]]:
-    """Bundled task name -> (its YAML file, its config), read as eval/ is read for `genai eval`."""
-    import yaml
-
-    from genai.evaluation.suites import _Loader, suite_dirs
-
-    found: dict[str, tuple[str, dict]] = {}
-    for root in suite_dirs([]):
-        for yml in sorted(root.rglob("*.yaml")):
-            try:
-                cfg = yaml.load(yml.read_text(encoding="utf-8"), Loader=_Loader)
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):
-                continue  # `genai eval` reports a broken suite file
-            if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):
-                found.setdefault(cfg["task"], (str(yml), cfg))
-    return found
-
-
 def _lm_eval():
     """lm-eval's filter and metric registries (importing its filters and metrics registers them)."""
     try:
@@ -373,7 +355,9 @@ def _pick_filters(task: str, path: str, cfg: dict, filter_name: str | None, regi
 @functools.cache
 def _suite_scorer(task: str, metric: str | None) -> _SuiteScorer:
     """The scorer of a bundled task's metric; _ArgError for a task or metric it cannot score."""
-    tasks = _bundled_tasks()
+    from genai.evaluation.suites import task_configs
+
+    tasks = task_configs()
     if task not in tasks:
         close = difflib.get_close_matches(task, list(tasks), n=1)
         raise _ArgError(

@@ -105,3 +105,19 @@ def list_tasks() -> str:
             if isinstance(cfg, dict) and cfg.get("task"):
                 lines.append(f"{cfg['task']:24} {cfg.get('output_type', '?'):22} {yml.relative_to(d.parent)}")
     return "\n".join(lines) + "\n(and every task lm-eval ships, by name)"
+
+
+def task_configs() -> dict[str, tuple[str, dict]]:
+    """Bundled task name -> (its YAML file, its config), read as eval/ is read for `genai eval`."""
+    import yaml
+
+    found: dict[str, tuple[str, dict]] = {}
+    for root in suite_dirs([]):
+        for yml in sorted(root.rglob("*.yaml")):
+            try:
+                cfg = yaml.load(yml.read_text(encoding="utf-8"), Loader=_Loader)
+            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                continue  # `genai eval` reports a broken suite file
+            if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):
+                found.setdefault(cfg["task"], (str(yml), cfg))
+    return found

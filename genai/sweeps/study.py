@@ -1,0 +1,148 @@
+"""A sweep: its folder (<output_dir>/<recipe>/sweeps/<id>, the id from the recipe's content, so the same
+command finds the same sweep), its Optuna study stored there (SQLite), and the loop that runs trials until
+the recipe's number is reached. A sweep killed mid-trial resumes: finished trials are kept, an interrupted
+one is run again with the same values in its own runs folder, where `genai run` continues its run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from genai.atomic import atomic_write_text
+from genai.errors import GenaiError
+from genai.recipe import Recipe, load_recipe
+from genai.sweeps.space import check_space, draw
+from genai.sweeps.trials import TrialFailed, TrialPruned, TrialRun, objective_value, run_trial, tag_run
+
+STUDY_FILE = "study.db"
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: its folder, the best trial's number, value and run."""
+
+    folder: Path
+    best_number: int | None
+    best_value: float | None
+    best_run: Path | None
+
+
+def require_optuna():
+    """Optuna, or a clear message naming the extra."""
+    try:
+        import optuna
+    except ImportError:
+        raise GenaiError("genai sweep needs Optuna", hint="pip install 'genai[sweep]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def sweep_folder(recipe: Recipe) -> Path:
+    """<output_dir>/<recipe name>/sweeps/<first 12 hex digits of the recipe's content hash>."""
+    return Path(recipe.train.output_dir) / recipe.name / "sweeps" / recipe.content_hash()[:12]
+
+
+def open_study(folder: Path, recipe: Recipe):
+    """The sweep's Optuna study in its folder (made on first use)."""
+    optuna = require_optuna()
+    sweep = recipe.sweep
+    storage = f"sqlite:///{folder / STUDY_FILE}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if sweep.prune else optuna.pruners.NopPruner()
+    return optuna.create_study(
+        study_name=folder.name,
+        storage=storage,
+        load_if_exists=True,
+        direction=sweep.goal,
+        sampler=optuna.samplers.TPESampler(seed=sweep.seed),
+        pruner=pruner,
+    )
+
+
+def counted(trial) -> bool:
+    """A trial that counts towards the sweep's number: complete, pruned, or failed by its own run."""
+    state = trial.state.name
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and "error" in trial.user_attrs)
+
+
+def requeue_interrupted(study) -> int:
+    """Trials left running by a killed sweep: failed, and their values queued again (same runs folder)."""
+    optuna = require_optuna()
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in stale:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"runs_root": t.user_attrs.get("runs_root")}, skip_if_exists=False)
+    return len(stale)
+
+
+def run_sweep(recipe_path: Path, overrides: list[str], console: Console | None = None) -> SweepResult:
+    """`genai sweep RECIPE`: check everything first, then run trials until the recipe's number is reached."""
+    from genai.preflight import preflight
+
+    console = console or Console(stderr=True)
+    recipe = load_recipe(recipe_path, overrides)
+    sweep = check_space(recipe)  # first: the seconds of the preflight's model and data checks come after
+    preflight(recipe)  # the model, data and eval tasks of every trial, once, before any trial
+    optuna = require_optuna()
+    folder = sweep_folder(recipe)
+    study = open_study(folder, recipe)
+    atomic_write_text(folder / "recipe.yaml", recipe.to_yaml())  # what the sweep searches around
+    if (again := requeue_interrupted(study)) > 0:
+        console.print(f"sweep: {again} interrupted trial(s) queued again")
+    done = sum(counted(t) for t in study.get_trials(deepcopy=False))
+    left = max(sweep.trials - done, 0)
+    console.print(
+        f"sweep {folder} ({sweep.goal} {sweep.objective}): {done} of {sweep.trials} trials done, {left} to run"
+    )
+    lock = threading.Lock()
+
+    def objective(trial) -> float:
+        values = draw(trial, sweep)
+        root = Path(trial.user_attrs.get("runs_root") or folder / "trials" / f"{trial.number:04d}")
+        trial.set_user_attr("runs_root", str(root))
+        spec = TrialRun(recipe_path, root, root / "trial.log", values, list(overrides))
+        with lock:
+            console.print(
+                f"trial {trial.number}: "
+                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+            )
+        sign = 1.0 if sweep.goal == "minimize" else -1.0  # pruning compares held-out losses: lower is better
+        start = time.perf_counter()
+        try:
+            run = run_trial(
+                spec,
+                lambda step, loss: trial.report(sign * loss, step),
+                trial.should_prune if sweep.prune else lambda: False,
+            )
+        except TrialPruned as e:
+            with lock:
+                console.print(f"trial {trial.number}: {e}")
+            raise optuna.TrialPruned(str(e)) from None
+        except TrialFailed as e:
+            trial.set_user_attr("error", str(e)[-2000:])
+            raise
+        value = objective_value(run, sweep.objective)
+        tag_run(run, folder.name, trial.number, values)
+        trial.set_user_attr("run", str(run))
+        with lock:
+            console.print(
+                f"trial {trial.number}: {sweep.objective} = {value:.4f} ({time.perf_counter() - start:.0f} s) {run}"
+            )
+        return value
+
+    if left:
+        study.optimize(objective, n_trials=left, timeout=sweep.timeout_s, n_jobs=sweep.parallel, catch=(TrialFailed,))
+    return summary(folder, study)
+
+
+def summary(folder: Path, study) -> SweepResult:
+    """The best trial so far (None when no trial completed)."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        return SweepResult(folder, None, None, None)
+    best = study.best_trial
+    return SweepResult(folder, best.number, best.value, Path(best.user_attrs["run"]))
