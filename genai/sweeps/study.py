@@ -15,8 +15,17 @@ from rich.console import Console
 from genai.atomic import atomic_write_text
 from genai.errors import GenaiError
 from genai.recipe import Recipe, load_recipe
+from genai.runs import Run
 from genai.sweeps.space import check_space, draw
-from genai.sweeps.trials import TrialFailed, TrialPruned, TrialRun, objective_value, run_trial, tag_run
+from genai.sweeps.trials import (
+    TrialFailed,
+    TrialPruned,
+    TrialRun,
+    newest_run,
+    objective_value,
+    run_trial,
+    tag_run,
+)
 
 STUDY_FILE = "study.db"
 
@@ -69,13 +78,22 @@ def counted(trial) -> bool:
     return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and "error" in trial.user_attrs)
 
 
-def requeue_interrupted(study) -> int:
-    """Trials left running by a killed sweep: failed, and their values queued again (same runs folder)."""
+def requeue_interrupted(study, objective: str) -> int:
+    """Trials left running by a killed sweep. One whose run had already finished (killed between its run's
+    end and the study's record of it) is recorded from that run; any other is failed and its values queued
+    again, in the same runs folder, where `genai run` continues its run."""
     optuna = require_optuna()
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for t in stale:
+        root = t.user_attrs.get("runs_root")
+        run = newest_run(Path(root)) if root else None
+        tag = Run(run).manifest().get("sweep", {}) if run is not None and Run(run).is_trained else {}
+        if tag.get("trial") == t.number:
+            optuna.trial.Trial(study, t._trial_id).set_user_attr("run", str(run))
+            study.tell(t.number, objective_value(run, objective))
+            continue
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"runs_root": t.user_attrs.get("runs_root")}, skip_if_exists=False)
+        study.enqueue_trial(t.params, user_attrs={"runs_root": root}, skip_if_exists=False)
     return len(stale)
 
 
@@ -91,8 +109,8 @@ def run_sweep(recipe_path: Path, overrides: list[str], console: Console | None =
     folder = sweep_folder(recipe)
     study = open_study(folder, recipe)
     atomic_write_text(folder / "recipe.yaml", recipe.to_yaml())  # what the sweep searches around
-    if (again := requeue_interrupted(study)) > 0:
-        console.print(f"sweep: {again} interrupted trial(s) queued again")
+    if (again := requeue_interrupted(study, sweep.objective)) > 0:
+        console.print(f"sweep: {again} interrupted trial(s) recorded from their runs or queued again")
     done = sum(counted(t) for t in study.get_trials(deepcopy=False))
     left = max(sweep.trials - done, 0)
     console.print(

@@ -13,16 +13,21 @@ from genai.recipe import load_recipe
 from tests.conftest import ROOT
 
 # Recipes that name a hub model (not a built-in, and not a parent recipe of a chain).
-HUB = [
+ALL_HUB = [
     p
     for p in sorted((ROOT / "recipes").glob("*.yaml"))
     if not load_recipe(p).model.name_or_path.startswith("genai/")
     and not load_recipe(p).model.name_or_path.endswith(".yaml")
 ]
+# The full smoke (train, merge, serve, eval) for SFT recipes; a preference or RL recipe trains its smoke
+# here, and the smoke's serving half for its family is the same as its SFT sibling's (both verified in
+# full by hand: `genai run RECIPE --smoke`). A full smoke costs about two minutes of CI a recipe.
+HUB = [p for p in ALL_HUB if load_recipe(p).train.method == "sft"]
+METHODS = [p for p in ALL_HUB if load_recipe(p).train.method != "sft"]
 
 
 def test_every_family_but_gemma2_has_a_hub_recipe():
-    families = {detect_family(load_recipe(p).model.name_or_path).name for p in HUB}
+    families = {detect_family(load_recipe(p).model.name_or_path).name for p in ALL_HUB}
     assert set(FAMILIES) - families <= {"gemma2"}, sorted(set(FAMILIES) - families)
 
 
@@ -73,3 +78,20 @@ def test_every_hub_recipe_passes_its_smoke(tmp_path):
             items = {i["name"]: i for i in checklist["items"]}
             assert "serving the merged model" in items["vLLM LoRA preflight"]["reason"]
             assert items["greedy answer equals transformers fp32 (merged)"]["status"] == "pass"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", METHODS, ids=[p.stem for p in METHODS])
+def test_preference_and_rl_hub_recipes_train_their_smoke(recipe, tmp_path):
+    from tests.conftest import genai_cli
+
+    out = genai_cli("train", recipe, "--smoke", f"train.output_dir={tmp_path}", timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (manifest,) = tmp_path.glob("*-smoke/*/manifest.json")
+    m = json.loads(manifest.read_text())
+    assert m["method"] == load_recipe(recipe).train.method and m["steps"] == 6
+    assert (manifest.parent / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_there_is_a_dpo_and_a_grpo_hub_recipe():
+    assert {load_recipe(p).train.method for p in METHODS} >= {"dpo", "grpo"}

@@ -135,7 +135,7 @@ lora: {{r: 8, alpha: 16, dropout: 0.0}}
 train:
   method: grpo
   grpo: {{num_generations: 4, max_completion_length: 6, rewards: [{{name: exact_match}}]}}
-  max_steps: 6
+  max_steps: 4
   micro_batch_size: 2
   learning_rate: 1.0e-3
   num_threads: 1
@@ -143,16 +143,16 @@ train:
   exact_match: {{limit: 0}}
   output_dir: {tmp_path / "runs"}
 """)
-    args = [*TWO[:-1], "train.distributed.main_process_port=29547", "train.save_steps=3"]
+    args = [*TWO[:-1], "train.distributed.main_process_port=29547", "train.save_steps=2"]
     full = genai_cli("train", recipe, "--run-dir", tmp_path / "full", *args)
     assert full.returncode == 0, full.stderr[-2000:]
     assert json.loads((tmp_path / "full" / "manifest.json").read_text())["processes"] == 2
-    kill_launch_after_checkpoint(recipe, tmp_path / "killed", args, 3)
+    kill_launch_after_checkpoint(recipe, tmp_path / "killed", args, 2)
     out = genai_cli("train", recipe, "--resume", "--run-dir", tmp_path / "killed", *args)
     assert out.returncode == 0, out.stderr[-2000:]
     assert max_diff(adapter(tmp_path / "full"), adapter(tmp_path / "killed")) <= 1e-6
     logged = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     steps = [m for m in logged if "reward" in m]
-    assert len(steps) == 6
+    assert len(steps) == 4
     for m in steps:
         assert 0 <= m["reward"] <= 1 and 1 <= m["completion_length"] <= 6 and m["kl"] >= 0, m
