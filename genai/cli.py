@@ -304,7 +304,7 @@ def sweep(
     rest: list[str] | None = typer.Argument(None, help="Overrides (KEY=VALUE); after `show`: the recipe or folder."),
 ) -> None:
     """Hyperparameter search over a recipe (Optuna): `genai sweep RECIPE`, then `genai sweep show RECIPE`."""
-    from genai.sweeps.commands import run_command, show_command
+    from genai.sweeps.verbs import run_command, show_command
 
     if target == "show":
         if not rest:
