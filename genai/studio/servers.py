@@ -62,15 +62,15 @@ class Playground:
             server = start_server(
                 str(run_dir), ["serve.host=127.0.0.1", "serve.port=0"], Console(stderr=True, quiet=True)
             )
-        except GenaiError as e:
-            with self.lock:
-                if self.run_id == run_id:
-                    self.state, self.error = "failed", e.message + (f" ({e.hint})" if e.hint else "")
-            return
         except Exception as e:  # noqa: BLE001 - shown in the page, not as a trace
+            why = (
+                e.message + (f" ({e.hint})" if e.hint else "")
+                if isinstance(e, GenaiError)
+                else f"{type(e).__name__}: {e}"
+            )
             with self.lock:
                 if self.run_id == run_id:
-                    self.state, self.error = "failed", f"{type(e).__name__}: {e}"
+                    self.state, self.error = "failed", why
             return
         with self.lock:
             if self.run_id != run_id:  # another run was asked for meanwhile

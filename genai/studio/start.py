@@ -8,8 +8,7 @@ import socket
 from pathlib import Path
 
 from genai.errors import GenaiError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from genai.serving.server import LOOPBACK
 
 
 def _require_extra() -> None:
