@@ -300,18 +300,62 @@ def run(
 
 @app.command()
 def sweep(
-    target: str = typer.Argument(..., help="A recipe with a sweep section; or `show` and a recipe or sweep folder."),
+    target: str = typer.Argument(
+        ...,
+        help="A recipe with a sweep section; `show` and a recipe or sweep folder; `status|download` and a tuning job.",
+    ),
     rest: list[str] | None = typer.Argument(None, help="Overrides (KEY=VALUE); after `show`: the recipe or folder."),
+    sagemaker: bool = typer.Option(False, "--sagemaker", help="Run the sweep as a SageMaker tuning job (AMT)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --sagemaker: print the exact request; send nothing."),
+    no_smoke: bool = typer.Option(False, "--no-smoke", help="With --sagemaker: submit without the smoke check first."),
+    recipe: Path | None = typer.Option(None, "--recipe", help="status, download: the recipe with SageMaker settings."),
+    out: Path | None = typer.Option(None, "--out", help="download: the local run folder to create."),
 ) -> None:
-    """Hyperparameter search over a recipe (Optuna): `genai sweep RECIPE`, then `genai sweep show RECIPE`."""
-    from genai.sweeps.verbs import run_command, show_command
+    """Hyperparameter search over a recipe (Optuna): `genai sweep RECIPE`, then `genai sweep show RECIPE`.
+    On SageMaker: `genai sweep RECIPE --sagemaker`, then `genai sweep status|download TUNING_JOB`."""
+    from genai.sweeps.verbs import run_command, show_command, tuning_command
 
+    if target in ("status", "download"):
+        tuning_command(target, rest or [], recipe, out)
+        return
     if target == "show":
         if not rest:
             raise GenaiError("genai sweep show needs a recipe or a sweep folder")
         show_command(Path(rest[0]), rest[1:])
         return
+    if sagemaker:
+        from genai.sweeps.tuner import submit_sweep
+
+        _echo_json(submit_sweep(Path(target), rest or [], dry_run=dry_run, smoke=not no_smoke))
+        return
+    if dry_run or no_smoke:
+        raise GenaiError("--dry-run and --no-smoke go with --sagemaker", hint=f"genai sweep {target} --sagemaker")
     run_command(Path(target), rest or [])
+
+
+@app.command()
+def register(
+    run: Path = typer.Argument(..., help="Run folder, trained and evaluated (genai eval RUN)."),
+    overrides: list[str] | None = OverridesArg,
+    name: str | None = typer.Option(
+        None, "--name", help="Registered model name (default: registry.model_name, else the recipe name)."
+    ),
+    sagemaker: bool = typer.Option(
+        False, "--sagemaker", help="Also a model package in the SageMaker Model Registry (the recipe's sagemaker)."
+    ),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="With --sagemaker: SageMaker only."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="With --sagemaker: print every request; send nothing, register nothing."
+    ),
+) -> None:
+    """Register the run's artifact: an MLflow model version with its eval metrics and lineage, alias
+    champion (gate passed, beats the champion on the gate's first metric) or challenger; with --sagemaker
+    a SageMaker model package too (vLLM container, eval metrics, approval from the gate)."""
+    from genai.registry.registration import register_command
+
+    _echo_json(
+        register_command(run, overrides or [], name=name, mlflow=not no_mlflow, sagemaker=sagemaker, dry_run=dry_run)
+    )
 
 
 @app.command()
@@ -519,16 +563,36 @@ def sm_download(
 
 @sm_app.command("deploy")
 def sm_deploy(
-    target: str = typer.Argument(..., help="Run folder, or s3:// prefix of a run (with --recipe)."),
-    overrides: list[str] | None = OverridesArg,
+    targets: list[str] | None = typer.Argument(
+        None,
+        help="Run folder(s), an s3:// run prefix (with --recipe) or a model package ARN; then dotted overrides.",
+        show_default=False,
+    ),
     recipe: Path | None = SmRecipe,
     artifact: str | None = typer.Option(None, help="merged | adapter"),
     instance_type: str | None = typer.Option(None, "--instance-type"),
+    components: bool = typer.Option(
+        False, "--components", help="LoRA runs of one base: the base once, each adapter its own inference component."
+    ),
+    package_group: str | None = typer.Option(
+        None, "--package-group", help="Deploy the newest Approved model package of this group (settings: --recipe)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every request; send and upload nothing."),
 ) -> None:
-    """Create model, endpoint config and endpoint with the AWS vLLM serving container."""
+    """Create model, endpoint config and endpoint with the AWS vLLM serving container (or a model package's)."""
     from genai.sagemaker.commands import deploy as _deploy
 
-    _echo_json(_deploy(target, overrides or [], recipe_path=recipe, artifact=artifact, instance_type=instance_type))
+    _echo_json(
+        _deploy(
+            targets or [],
+            recipe_path=recipe,
+            artifact=artifact,
+            instance_type=instance_type,
+            components=components,
+            package_group=package_group,
+            dry_run=dry_run,
+        )
+    )
 
 
 @sm_app.command("invoke")
@@ -537,12 +601,15 @@ def sm_invoke(
     prompt: str = typer.Argument(..., help="User message."),
     recipe: Path | None = SmRecipe,
     max_tokens: int = typer.Option(128),
+    adapter: str | None = typer.Option(
+        None, "--adapter", help="The adapter's inference component (deploy --components names them)."
+    ),
 ) -> None:
-    """Send an OpenAI-style chat request to the endpoint and print the answer."""
+    """Send an OpenAI-style chat request to the endpoint (or one adapter on it) and print the answer."""
     from genai.sagemaker import commands
 
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
-    _echo_json(commands.invoke(endpoint, commands.settings(recipe), body))
+    _echo_json(commands.invoke(endpoint, commands.settings(recipe), body, adapter=adapter))
 
 
 def _exit(code: int) -> None:

@@ -1,9 +1,10 @@
-"""`genai run`: train -> eval -> gate -> serve, one artifact, resumable stage by stage.
+"""`genai run`: train -> eval -> gate -> (register) -> serve, one artifact, resumable stage by stage.
 
 The path is a list of stages, each a name, a function that runs it, and a test of whether it
 is already done. Stage results live in the run's manifest (`stages`); re-running the same
 command with the same recipe continues the latest unfinished run at its first unfinished stage.
-A failed gate ends the run without serving.
+A failed gate ends the run without registering or serving. The register stage is there only when
+the recipe's `registry` section asks for it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Context:
     table: dict = field(default_factory=lambda: {"rows": [], "gate": [], "passed": True})
     endpoint: str | None = None
     sample: dict | None = None
+    registered: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,31 @@ def gate_stage(ctx: Context) -> tuple[str, dict]:
     return ("passed" if passed else "failed"), {"rules": len(ctx.table.get("gate", []))}
 
 
-# ---------------------------------------------------------------------- 4. serve
+# ---------------------------------------------------------------------- 4. register (when the recipe asks)
+def register_stage(ctx: Context) -> tuple[str, dict]:
+    """Register the gated artifact in the MLflow and/or SageMaker Model Registry (the recipe's `registry`)."""
+    from genai.registry.registration import register_run
+
+    cfg = ctx.recipe.registry
+    out = register_run(ctx.run, ctx.recipe, mlflow=cfg.mlflow, sagemaker=cfg.sagemaker)
+    details = {k: out[k] for k in ("name", "version", "alias") if k in out}
+    if "sagemaker" in out:
+        details["model_package"] = out["sagemaker"]["model_package_arn"]
+    ctx.registered = details
+    return "done", details
+
+
+def _registered(ctx: Context) -> bool:
+    return _status(ctx, "register") == "done"
+
+
+def _wanted(ctx: Context) -> tuple[Stage, ...]:
+    """The stages of this recipe: register only when its `registry` section asks."""
+    asks = ctx.recipe.registry.mlflow or ctx.recipe.registry.sagemaker
+    return tuple(s for s in STAGES if s.name != "register" or asks)
+
+
+# ---------------------------------------------------------------------- 5. serve
 def serve_stage(ctx: Context) -> tuple[str, dict]:
     """Serve the artifact, answer a sample request from the recipe's own data, then stop (or keep serving)."""
     if not ctx.serve:
@@ -161,6 +187,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", train_stage, _trained),
     Stage("eval", eval_stage, _evaluated),
     Stage("gate", gate_stage, lambda ctx: False, stops=("failed",)),
+    Stage("register", register_stage, _registered),
     Stage("serve", serve_stage, lambda ctx: False),
 )
 
@@ -223,11 +250,12 @@ def run_pipeline(
     )
     if ctx.run is not None and ctx.run.is_trained and _status(ctx, "train") is None:
         ctx.run.mark_stage("train", "done", ctx.run.manifest().get("train_seconds") or 0.0)  # by `genai train`
-    todo = [s for s in STAGES if not s.done(ctx)]
+    stages = _wanted(ctx)
+    todo = [s for s in stages if not s.done(ctx)]
     if ctx.run is not None:
         ctx.console.rule(f"continuing {ctx.run.path} at stage '{todo[0].name}'")
     for stage in todo:
-        ctx.console.rule(f"[bold]{STAGES.index(stage) + 1}/{len(STAGES)} {stage.name}")
+        ctx.console.rule(f"[bold]{stages.index(stage) + 1}/{len(stages)} {stage.name}")
         t0 = time.perf_counter()
         status, details = stage.run(ctx)
         ctx.run.mark_stage(stage.name, status, time.perf_counter() - t0, **details)
@@ -253,6 +281,11 @@ def summarize(ctx: Context) -> None:
         delta = "" if r["delta"] is None else f"  ({num(r['delta'], '+.4f')})"
         out.print(f"eval:       {r['task']} {r['metric']}: {num(r['base'])} -> {num(r['tuned'])}{delta}")
     out.print(f"gate:       {'passed' if table.get('passed', True) else 'FAILED'}")
+    if ctx.registered and "version" in ctx.registered:
+        reg = ctx.registered
+        out.print(f"registered: {reg['name']} version {reg['version']} ({reg['alias']})")
+    if ctx.registered and "model_package" in ctx.registered:
+        out.print(f"package:    {ctx.registered['model_package']}")
     if ctx.endpoint:
         out.print(f"endpoint:   {ctx.endpoint}")
         out.print(f"sample:     {ctx.sample['request'][-1]['content']!r} -> {ctx.sample['answer']!r}")

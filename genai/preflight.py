@@ -284,6 +284,22 @@ def _sweep(recipe: Recipe, plan: Plan) -> None:
         check_space(recipe)
 
 
+@check("registry")
+def _registry(recipe: Recipe, plan: Plan) -> None:
+    """registry.sagemaker needs sagemaker.role and bucket; registry.mlflow needs MLflow installed."""
+    if recipe.registry.sagemaker:
+        from genai.sagemaker.session import require_settings
+
+        require_settings(recipe.sagemaker)
+    if recipe.registry.mlflow:
+        import importlib.util
+
+        from genai.errors import MissingExtraError
+
+        if importlib.util.find_spec("mlflow") is None:  # not imported here: its telemetry starts on import
+            raise MissingExtraError("mlflow", "tracking", "The MLflow Model Registry (registry.mlflow)")
+
+
 @check("model and data")
 def _model_and_data(recipe: Recipe, plan: Plan) -> None:
     from genai.parents import find_parent, parent_recipe_file

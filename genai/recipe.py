@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from genai.errors import GenaiError
 from genai.yamlio import line_for, load_yaml_with_lines
+
+# Names of settings whose values are secrets (tokens, keys, passwords): never printed or saved.
+SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|KEY|CREDENTIAL)", re.I)
 
 
 class Section(BaseModel):
@@ -345,6 +349,8 @@ class DeploySection(Section):
     max_model_len: int | None = Field(None, ge=16)
     endpoint_name: str | None = None
     inference_ami_version: str | None = "al2-ami-sagemaker-inference-gpu-3-1"
+    accelerators: int = Field(1, ge=1, description="deploy --components: GPUs the base inference component takes.")
+    min_memory_mb: int = Field(4096, ge=128, description="deploy --components: host memory the base takes.")
 
 
 class SageMakerSection(Section):
@@ -425,6 +431,19 @@ class SweepSection(Section):
         return self.direction or ("minimize" if self.objective == "eval_loss" else "maximize")
 
 
+class RegistrySection(Section):
+    """registry: `genai run` registers the artifact after a passed gate (any run: `genai register RUN`)."""
+
+    mlflow: bool = Field(False, description="Register a version in the MLflow Model Registry (champion/challenger).")
+    sagemaker: bool = Field(
+        False, description="A model package in the SageMaker Model Registry (needs sagemaker.role and bucket)."
+    )
+    model_name: str | None = Field(None, description="Registered model name; default: the recipe name.")
+    package_group: str | None = Field(
+        None, description="SageMaker model package group; default: the model name (letters, digits and '-')."
+    )
+
+
 class Recipe(Section):
     """A whole recipe: what to fine-tune, on what, how, and how to score and serve it."""
 
@@ -440,14 +459,22 @@ class Recipe(Section):
     sagemaker: SageMakerSection = Field(default_factory=SageMakerSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     sweep: SweepSection | None = Field(None, description="A hyperparameter search over this recipe (genai sweep).")
+    # Not `register`: pydantic models are ABCs, whose `register` method such a field would shadow.
+    registry: RegistrySection = Field(
+        default_factory=RegistrySection, description="Register the artifact after the gate (genai run)."
+    )
 
     def public_dump(self) -> dict:
         """The recipe as plain data with secrets left out (never printed, logged or saved)."""
         data = self.model_dump(mode="json")
         if data["sweep"] is None:  # absent, as before sweeps existed: the same recipes keep the same hashes
             del data["sweep"]
+        if data["registry"] == RegistrySection().model_dump(mode="json"):  # likewise: absent at its defaults
+            del data["registry"]
         if data["serve"]["api_key"] is not None:
             data["serve"]["api_key"] = None
+        env = data["sagemaker"]["environment"]  # the job gets these itself; a saved recipe must not hold them
+        data["sagemaker"]["environment"] = {k: ("***" if SECRET_NAME.search(k) else v) for k, v in env.items()}
         return data
 
     def to_yaml(self) -> str:

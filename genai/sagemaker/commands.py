@@ -97,18 +97,93 @@ def download(job: str, recipe_path: Path | None, dest: Path) -> Path:
     return _download(sm, s3, job, dest, recipe.to_yaml() if recipe else None)
 
 
+def split_targets(args: list[str]) -> tuple[list[str], list[str]]:
+    """`deploy` arguments: what to deploy (run folders, s3:// prefixes, a package ARN), then dotted overrides."""
+    import re
+
+    is_override = re.compile(r"^[A-Za-z_][\w.]*=")
+    return [a for a in args if not is_override.match(a)], [a for a in args if is_override.match(a)]
+
+
+def _deploy_settings(recipe_path: Path, overrides: list[str], instance_type: str | None) -> SageMakerSection:
+    """The recipe's sagemaker section with --instance-type applied."""
+    cfg = load_recipe(recipe_path, overrides).sagemaker
+    if instance_type:
+        cfg = cfg.model_copy(update={"deploy": cfg.deploy.model_copy(update={"instance_type": instance_type})})
+    return cfg
+
+
 def deploy(
-    target: str,
-    overrides: list[str],
+    args: list[str],
     *,
     recipe_path: Path | None = None,
     artifact: str | None = None,
     instance_type: str | None = None,
+    components: bool = False,
+    package_group: str | None = None,
+    dry_run: bool = False,
 ) -> dict:
-    """Deploy a local run folder (uploaded first) or an S3 prefix holding a run (a job's output/model/).
+    """`genai sagemaker deploy`: a run (or s3:// run prefix) on its own endpoint; several LoRA runs as
+    inference components of one endpoint (--components); or a registered model package (an ARN, or
+    --package-group G: its newest Approved version). A dry run sends nothing and uploads nothing."""
+    from genai.sagemaker.packages import is_package_target
 
-    For an S3 prefix the recipe's settings come from --recipe (the run folder has its own).
-    """
+    targets, overrides = split_targets(args)
+    package = bool(targets) and is_package_target(targets[0])
+    if package_group is not None or package:
+        if components or len(targets) != (0 if package_group else 1):
+            raise GenaiError(
+                "sagemaker deploy: a model package deploys alone: one ARN, or --package-group G without a target",
+                hint="deploy runs in a separate command",
+            )
+        return _deploy_package(targets, overrides, recipe_path, instance_type, package_group, dry_run)
+    if not targets:
+        raise GenaiError("sagemaker deploy: give a run folder, an s3:// run prefix or a model package ARN")
+    if components:
+        return _deploy_components(targets, overrides, recipe_path, instance_type, dry_run)
+    if len(targets) > 1:
+        raise GenaiError(
+            f"sagemaker deploy: {len(targets)} runs given; one endpoint serves one run",
+            hint="LoRA runs of one base model share an endpoint with --components",
+        )
+    return _deploy_run(targets[0], overrides, recipe_path, artifact, instance_type, dry_run)
+
+
+def _deploy_package(targets, overrides, recipe_path, instance_type, group, dry_run) -> dict:
+    from genai.sagemaker.packages import deploy_package
+
+    cfg = _deploy_settings(recipe_path, overrides, instance_type) if recipe_path else SageMakerSection()
+    boto = boto_session(cfg)
+    arn = targets[0] if targets else None
+    return deploy_package(boto.client("sagemaker"), cfg, boto.region_name, arn=arn, group=group, dry_run=dry_run)
+
+
+def _deploy_components(targets, overrides, recipe_path, instance_type, dry_run) -> dict:
+    from genai.sagemaker.components import deploy_components, read_adapters
+    from genai.sagemaker.deploy import serving_image
+
+    if any(t.startswith("s3://") for t in targets):
+        raise GenaiError(
+            "sagemaker deploy --components: takes local run folders, not s3:// prefixes",
+            hint="genai sagemaker download JOB --out runs/x/JOB first",
+        )
+    adapters = read_adapters([Path(t) for t in targets])  # every check before anything is sent
+    cfg = _deploy_settings(recipe_path or adapters[0].run / RECIPE_FILE, overrides, instance_type)
+    require_settings(cfg)
+    boto = boto_session(cfg)
+    return deploy_components(
+        boto.client("sagemaker"),
+        boto.client("s3"),
+        cfg,
+        adapters,
+        image=serving_image(cfg, boto.region_name),
+        dry_run=dry_run,
+    )
+
+
+def _deploy_run(target, overrides, recipe_path, artifact, instance_type, dry_run) -> dict:
+    """A local run folder (uploaded first) or an S3 prefix holding a run (a job's output/model/).
+    For an S3 prefix the recipe's settings come from --recipe (the run folder has its own)."""
     from genai.sagemaker.deploy import container_env, serving_image
     from genai.sagemaker.deploy import deploy as _deploy
 
@@ -120,7 +195,7 @@ def deploy(
             hint="or: genai sagemaker download JOB, then genai sagemaker deploy RUN",
         )
     if not remote and not (path / RECIPE_FILE).exists():
-        raise GenaiError(f"{target}: not a run folder (no {RECIPE_FILE}) or an s3:// run prefix")
+        raise GenaiError(f"{target}: not a run folder (no {RECIPE_FILE}), an s3:// run prefix or a model package ARN")
     recipe: Recipe = load_recipe(recipe_path or path / RECIPE_FILE, overrides)
     dep = recipe.sagemaker.deploy.model_copy(
         update={k: v for k, v in (("artifact", artifact), ("instance_type", instance_type)) if v}
@@ -136,39 +211,45 @@ def deploy(
             hint="deploy the merged model: sagemaker.deploy.artifact=merged",
         )
     folder = "adapter" if use_adapter else ("merged" if recipe.lora.enabled else "model")
-    rank = None
     if remote:
-        model_s3 = target.rstrip("/") + f"/{folder}/"
+        model_s3, rank = target.rstrip("/") + f"/{folder}/", None
     else:
-        local = path / folder
-        if folder == "merged" and not (local / "config.json").exists():
-            from genai.runs import Run
-            from genai.training.export import merge_run
-
-            merge_run(Run(path))
-        if use_adapter:
-            rank = json.loads((local / "adapter_config.json").read_text()).get("r")
         model_s3 = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}/deploy/{path.name}/{folder}/"
-        bucket, _, key = model_s3[len("s3://") :].partition("/")
-        s3 = boto.client("s3")
-        for f in sorted(p for p in local.rglob("*") if p.is_file()):
-            s3.upload_file(str(f), bucket, key + str(f.relative_to(local)))
+        rank = _upload_run(boto, path, folder, model_s3, send=not dry_run)
     served = dep.endpoint_name or recipe.name
-    env = container_env(cfg, base=base, lora_rank=rank, served_name=served)
     reqs = _deploy(
         boto.client("sagemaker"),
         cfg,
         model_s3=model_s3,
         name=dep.endpoint_name or f"genai-{recipe.name}",
         image=serving_image(cfg, boto.region_name),
-        env=env,
+        env=container_env(cfg, base=base, lora_rank=rank, served_name=served),
+        dry_run=dry_run,
     )
-    return {"endpoint": reqs["endpoint"]["EndpointName"], "model_s3": model_s3, "requests": reqs}
+    return {"endpoint": reqs["endpoint"]["EndpointName"], "model_s3": model_s3, "dry_run": dry_run, "requests": reqs}
 
 
-def invoke(endpoint: str, cfg: SageMakerSection, body: dict) -> dict:
-    """One request to a SageMaker endpoint."""
+def _upload_run(boto, path: Path, folder: str, model_s3: str, *, send: bool) -> int | None:
+    """Upload RUN/<folder> (merging first when the merged model is missing); the adapter's rank.
+    Without `send` (a dry run) nothing is merged or uploaded."""
+    local = path / folder
+    if send and folder == "merged" and not (local / "config.json").exists():
+        from genai.runs import Run
+        from genai.training.export import merge_run
+
+        merge_run(Run(path))
+    rank = json.loads((local / "adapter_config.json").read_text()).get("r") if folder == "adapter" else None
+    if send:
+        bucket, _, key = model_s3[len("s3://") :].partition("/")
+        s3 = boto.client("s3")
+        for f in sorted(p for p in local.rglob("*") if p.is_file()):
+            s3.upload_file(str(f), bucket, key + str(f.relative_to(local)))
+    return rank
+
+
+def invoke(endpoint: str, cfg: SageMakerSection, body: dict, adapter: str | None = None) -> dict:
+    """One request to a SageMaker endpoint, or to one adapter component on it."""
     from genai.sagemaker.deploy import invoke as _invoke
 
     (rt,) = clients(cfg, "sagemaker-runtime")
-    return _invoke(rt, endpoint, body)
+    return _invoke(rt, endpoint, body, component=adapter)

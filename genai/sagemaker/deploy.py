@@ -53,25 +53,23 @@ def endpoint_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", name)[:63].strip("-")
 
 
-def deploy(client, cfg: SageMakerSection, *, model_s3: str, name: str, image: str, env: dict) -> dict:
-    """create_model -> create_endpoint_config -> create_endpoint; returns the three requests."""
+def send(client, calls: list[tuple[str, dict]], what: str) -> None:
+    """Send each (operation, request) in order; the first AWS error stops with one clear message."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    ep = endpoint_name(cfg.deploy.endpoint_name or name)
+    try:
+        for op, req in calls:
+            getattr(client, op)(**req)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, what) from None
+
+
+def endpoint_calls(cfg: SageMakerSection, ep: str, container: dict) -> list[tuple[str, dict]]:
+    """create_model (one container) -> create_endpoint_config -> create_endpoint, all named `ep`."""
     model_req = {
         "ModelName": ep,
         "ExecutionRoleArn": cfg.role,
-        "PrimaryContainer": {
-            "Image": image,
-            "Environment": env,
-            "ModelDataSource": {
-                "S3DataSource": {
-                    "S3Uri": model_s3.rstrip("/") + "/",
-                    "S3DataType": "S3Prefix",
-                    "CompressionType": "None",
-                }
-            },
-        },
+        "PrimaryContainer": container,
         "Tags": [{"Key": k, "Value": v} for k, v in cfg.tags.items()],
     }
     variant = {
@@ -85,25 +83,43 @@ def deploy(client, cfg: SageMakerSection, *, model_s3: str, name: str, image: st
         variant["InferenceAmiVersion"] = cfg.deploy.inference_ami_version
     config_req = {"EndpointConfigName": ep, "ProductionVariants": [variant]}
     endpoint_req = {"EndpointName": ep, "EndpointConfigName": ep}
-    try:
-        client.create_model(**model_req)
-        client.create_endpoint_config(**config_req)
-        client.create_endpoint(**endpoint_req)
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, "sagemaker deploy") from None
-    return {"model": model_req, "endpoint_config": config_req, "endpoint": endpoint_req}
+    return [("create_model", model_req), ("create_endpoint_config", config_req), ("create_endpoint", endpoint_req)]
 
 
-def invoke(runtime, endpoint: str, body: dict) -> dict:
-    """Send an OpenAI-style request (chat if it has messages) to the endpoint."""
+def deploy(
+    client, cfg: SageMakerSection, *, model_s3: str, name: str, image: str, env: dict, dry_run: bool = False
+) -> dict:
+    """create_model -> create_endpoint_config -> create_endpoint (none on a dry run); returns the three requests."""
+    container = {
+        "Image": image,
+        "Environment": env,
+        "ModelDataSource": {
+            "S3DataSource": {
+                "S3Uri": model_s3.rstrip("/") + "/",
+                "S3DataType": "S3Prefix",
+                "CompressionType": "None",
+            }
+        },
+    }
+    calls = endpoint_calls(cfg, endpoint_name(cfg.deploy.endpoint_name or name), container)
+    if not dry_run:
+        send(client, calls, "sagemaker deploy")
+    return dict(zip(("model", "endpoint_config", "endpoint"), (req for _, req in calls), strict=True))
+
+
+def invoke(runtime, endpoint: str, body: dict, component: str | None = None) -> dict:
+    """Send an OpenAI-style request (chat if it has messages) to the endpoint, or to one of its
+    inference components (an adapter by name)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    extra = {"InferenceComponentName": component} if component else {}
     try:
         resp = runtime.invoke_endpoint(
             EndpointName=endpoint,
             ContentType="application/json",
             Accept="application/json",
             Body=json.dumps(body).encode(),
+            **extra,
         )
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, "sagemaker invoke") from None

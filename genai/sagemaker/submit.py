@@ -17,10 +17,9 @@ from importlib import resources
 from pathlib import Path
 
 from genai.errors import GenaiError
-from genai.recipe import Recipe
+from genai.recipe import SECRET_NAME, Recipe
 from genai.sagemaker.session import aws_error, boto_session, require_settings, sagemaker_session
 
-SECRET = re.compile(r"(TOKEN|SECRET|PASSWORD|KEY|CREDENTIAL)", re.I)
 REQUIREMENTS = [
     "pydantic>=2.7,<3",
     "pyyaml>=6,<7",
@@ -210,13 +209,13 @@ def build_trainer(recipe: Recipe, job: JobPlan, boto, src: Path):
     )
 
 
-def redact(request: dict) -> dict:
+def redact(request: dict, sections: tuple[str, ...] = ("Environment", "HyperParameters")) -> dict:
     """Secret-looking environment values and hyperparameters never reach a printed request, a log
     or a manifest."""
     out = dict(request)
-    for section in ("Environment", "HyperParameters"):
+    for section in sections:
         if isinstance(out.get(section), dict):
-            out[section] = {k: ("***" if SECRET.search(k) else v) for k, v in out[section].items()}
+            out[section] = {k: ("***" if SECRET_NAME.search(k) else v) for k, v in out[section].items()}
     return out
 
 
@@ -224,19 +223,22 @@ class _Stop(Exception):
     pass
 
 
-def _capture(boto, job: JobPlan, *, send: bool) -> None:
-    """Record the exact CreateTrainingJob parameters; in a dry run answer every call locally."""
+def _capture(
+    boto, job: JobPlan, *, send: bool, operation: str = "CreateTrainingJob", name_key: str = "TrainingJobName"
+) -> None:
+    """Record the exact parameters of `operation` (a CreateTrainingJob, or a tuner's
+    CreateHyperParameterTuningJob); in a dry run answer every call locally."""
     from botocore.awsrequest import AWSResponse
 
     def on_params(params, model, **kw):
-        if model.name == "CreateTrainingJob":
+        if model.name == operation:
             job.request = json.loads(json.dumps(params, default=str))
-            job.job_name = params.get("TrainingJobName", job.job_name)
+            job.job_name = params.get(name_key, job.job_name)
 
     def on_call(model, **kw):
         if send:
             return None
-        if model.name == "CreateTrainingJob":
+        if model.name == operation:
             raise _Stop()
         fake = {
             "ListBuckets": {"Buckets": [{"Name": "dry-run", "CreationDate": datetime.now()}]},
@@ -248,8 +250,17 @@ def _capture(boto, job: JobPlan, *, send: bool) -> None:
         }
 
     # Registered on the session before any client exists: clients copy its handlers when created.
-    boto.events.register("provide-client-params.sagemaker.CreateTrainingJob", on_params)
+    boto.events.register(f"provide-client-params.sagemaker.{operation}", on_params)
     boto.events.register("before-call", on_call)
+
+
+def upload_channels(boto, job: JobPlan) -> None:
+    """The job's local data files to their channels' S3 folders."""
+    s3 = boto.client("s3")
+    for c in job.channels:
+        if c.local is not None:
+            bucket, _, key = c.s3_uri[len("s3://") :].partition("/")
+            s3.upload_file(str(c.local), bucket, key + c.local.name)
 
 
 def submit(recipe: Recipe, *, dry_run: bool) -> JobPlan:
@@ -263,11 +274,7 @@ def submit(recipe: Recipe, *, dry_run: bool) -> JobPlan:
 
     try:
         if not dry_run:
-            s3 = boto.client("s3")
-            for c in job.channels:
-                if c.local is not None:
-                    bucket, _, key = c.s3_uri[len("s3://") :].partition("/")
-                    s3.upload_file(str(c.local), bucket, key + c.local.name)
+            upload_channels(boto, job)
         # The SDK packs and uploads the code when the job is created: the folder is not needed after.
         with tempfile.TemporaryDirectory(prefix="genai-sm-src-") as tmp:
             trainer = build_trainer(recipe, job, boto, source_dir(recipe, job, Path(tmp)))

@@ -42,3 +42,20 @@ def show_command(target: Path, overrides: list[str]) -> None:
     plots = write_plots(folder, study)
     page = report_page(folder, study, rows, weights, plots)
     print(f"report: {page}", flush=True)
+
+
+def tuning_command(verb: str, rest: list[str], recipe: Path | None, out: Path | None) -> None:
+    """`genai sweep status TUNING_JOB` (JSON) and `genai sweep download TUNING_JOB --out DIR` (SageMaker)."""
+    import json
+
+    from genai.errors import GenaiError
+    from genai.sweeps.tuner import download_of, status_of
+
+    if len(rest) != 1:
+        raise GenaiError(f"genai sweep {verb} needs one tuning job name", hint=f"genai sweep {verb} TUNING_JOB")
+    if verb == "status":
+        print(json.dumps(status_of(rest[0], recipe), indent=2, default=str), flush=True)
+        return
+    if out is None:
+        raise GenaiError("genai sweep download needs --out DIR (the local run folder to create)")
+    print(f"run: {download_of(rest[0], out, recipe)}", flush=True)

@@ -79,6 +79,12 @@ def test_submit_uploads_channels_and_creates_the_job(sm_recipe, moto_server, tmp
     assert desc["TrainingJobStatus"] in ("InProgress", "Completed")
     saved = json.loads((tmp_path / "runs" / "smtest" / res["job"] / "sagemaker.json").read_text())
     assert saved["job"] == res["job"] and "hf_very_secret" not in json.dumps(saved)
+    # The token reaches the job through its Environment only (test_tuner checks what is sent), not through
+    # the recipe saved here or shipped in the code.
+    assert "hf_very_secret" not in (tmp_path / "runs" / "smtest" / res["job"] / "recipe.yaml").read_text()
+    (code,) = [k for k in keys if k.endswith("/input/code/recipe.yaml")]
+    shipped = s3.get_object(Bucket="genai-test", Key=code)["Body"].read().decode()
+    assert "HF_TOKEN: '***'" in shipped and "hf_very_secret" not in shipped
 
 
 @pytest.mark.parametrize(
