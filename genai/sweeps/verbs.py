@@ -16,11 +16,13 @@ def run_command(recipe: Path, overrides: list[str]) -> None:
     """`genai sweep RECIPE [overrides]`."""
     console = Console(stderr=True)
     result = run_sweep(recipe, overrides, console)
-    show_command(result.folder, [])
+    # The table and the best run; importances, plots and the page (seconds of their own) wait for `show`.
+    show_command(result.folder, [], full=False)
+    print(f"importance, plots and report: genai sweep show {result.folder}", flush=True)
 
 
-def show_command(target: Path, overrides: list[str]) -> None:
-    """`genai sweep show RECIPE|FOLDER`: the trials table, the best trial, importances; plots and sweep.html."""
+def show_command(target: Path, overrides: list[str], *, full: bool = True) -> None:
+    """`genai sweep show RECIPE|FOLDER`: the trials table, the best trial; in full, importances, plots, sweep.html."""
     console = Console()
     folder, study = find_sweep(target, overrides)
     rows = trials_table(study)
@@ -36,6 +38,8 @@ def show_command(target: Path, overrides: list[str]) -> None:
     if complete:
         best = study.best_trial
         print(f"best: trial {best.number}, value {best.value:.4f}, run {best.user_attrs.get('run')}", flush=True)
+    if not full:
+        return
     weights = importances(study)
     if weights:
         print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in weights.items()), flush=True)

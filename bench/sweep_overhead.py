@@ -1,0 +1,118 @@
+"""S1: what `genai sweep` adds per trial, against running the same trials by hand with `genai train`.
+
+The sweep runs N trials of a tiny quickstart recipe (learning rate swept, objective the held-out loss,
+no pruning, one at a time). Then each trial's values are run by hand, `genai train RECIPE
+train.learning_rate=X`, one process each, as a user would without genai sweep. The overhead is the
+sweep's whole wall time (its checks, study, trial processes, polling, each trial's `genai run` stages
+and tagging) over the sum of the hand runs. Target: at most 5% per trial.
+Usage: python bench/sweep_overhead.py [--trials 3] [--steps 600] [--rounds 3] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+GENAI = str(Path(sys.executable).with_name("genai"))
+QS = ROOT / "recipes" / "data" / "quickstart"
+
+
+def write_recipe(tmp: Path, trials: int, steps: int) -> Path:
+    path = tmp / "sweep-bench.yaml"
+    path.write_text(f"""\
+name: sweep-bench
+model: {{name_or_path: genai/tiny-llama}}
+data:
+  train: [{{path: {QS / "train.jsonl"}, format: alpaca}}]
+  eval: [{{path: {QS / "test.jsonl"}, format: alpaca, limit: 64}}]
+  max_length: 64
+  packing: true
+  cache_dir: {tmp / "cache"}
+lora: {{r: 16, alpha: 32, dropout: 0.0, target_modules: all-linear}}
+train:
+  output_dir: {tmp / "runs"}
+  max_steps: {steps}
+  micro_batch_size: 8
+  learning_rate: 3.0e-5
+  num_threads: 1
+  logging_steps: 20
+  eval_steps: {steps // 2}
+  save_steps: null
+  exact_match: {{limit: 0}}
+sweep:
+  parameters:
+    train.learning_rate: {{distribution: log_uniform, low: 3.0e-4, high: 1.0e-2}}
+  objective: eval_loss
+  trials: {trials}
+  prune: false
+  seed: 0
+""")
+    return path
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return secs
+
+
+def one_round(trials: int, steps: int) -> tuple[float, list[float], list[float]]:
+    """A fresh sweep, then its trials by hand: (sweep seconds, hand seconds, the learning rates)."""
+    with tempfile.TemporaryDirectory(prefix="genai-sweep-bench-") as d:
+        tmp = Path(d)
+        recipe = write_recipe(tmp, trials, steps)
+        # The data cache is built once first, so neither side pays for tokenizing (both would reuse it).
+        timed([GENAI, "preprocess", str(recipe)])
+        sweep_s = timed([GENAI, "sweep", str(recipe)])
+        manifests = sorted((tmp / "runs" / "sweep-bench" / "sweeps").glob("*/trials/*/sweep-bench/*/manifest.json"))
+        lrs = [json.loads(m.read_text())["sweep"]["params"]["train.learning_rate"] for m in manifests]
+        if len(lrs) != trials:
+            raise SystemExit(f"expected {trials} tagged trial runs, found {len(lrs)}")
+        hand = [timed([GENAI, "train", str(recipe), f"train.learning_rate={lr}"]) for lr in lrs]
+    return sweep_s, hand, lrs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--rounds", type=int, default=3, help="sweep-then-by-hand rounds; the median ratio counts")
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args()
+    rounds = []
+    for r in range(args.rounds):
+        sweep_s, hand, lrs = one_round(args.trials, args.steps)
+        rounds.append((sweep_s, sum(hand)))
+        by_hand = " + ".join(f"{h:.1f}" for h in hand)
+        print(f"round {r + 1}: sweep {sweep_s:.1f} s; by hand {by_hand} = {sum(hand):.1f} s", flush=True)
+    ratios = sorted(s / h - 1 for s, h in rounds)
+    overhead = statistics.median(ratios)
+    per_trial = statistics.median((s - h) / args.trials for s, h in rounds)
+    print(f"overhead, median of {args.rounds}: {100 * overhead:+.1f}% ({per_trial:+.1f} s a trial; target <= 5%)")
+    if args.record:
+        from bench.common import record
+
+        each = "; ".join(f"{s:.1f} vs {h:.1f} s" for s, h in rounds)
+        record(
+            "S1 sweep overhead per trial vs the same trials by hand (genai train)",
+            f"{args.trials} trials of the tiny quickstart ({args.steps} steps, held-out loss twice, lr swept "
+            f"log-uniform 3e-4..1e-2, seed 0), one at a time; {args.rounds} rounds of a fresh `genai sweep` (its "
+            f"checks, study, `genai run --no-serve` per trial, tagging) then the same values by hand with "
+            f"`genai train`: {each}; overhead **{100 * overhead:+.1f}%** (median; {per_trial:+.1f} s a trial; "
+            f"rounds {', '.join(f'{100 * x:+.1f}%' for x in ratios)}; target <= 5%)",
+        )
+
+
+if __name__ == "__main__":
+    main()
