@@ -222,6 +222,93 @@ def chat(
     chat_loop(target, overrides or [], model=model, system=system, max_tokens=max_tokens, latest=latest)
 
 
+@app.command()
+def monitor(
+    target: str = typer.Argument(..., help="The server's URL: http://host:port (or .../v1, .../metrics)."),
+    once: bool = typer.Option(False, "--once", help="Two scrapes --interval apart, print once and exit."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object, for scripts (implies --once)."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between scrapes (the window of rates)."),
+    api_key_env: str = typer.Option(
+        "GENAI_API_KEY", "--api-key-env", help="Environment variable with a bearer token to send, if set."
+    ),
+    drift: bool = typer.Option(
+        False, "--drift", help="TARGET is a run: its captured traffic against its training data (exit 3: drift)."
+    ),
+    capture: Path | None = typer.Argument(
+        None,
+        help="--drift/--replay: capture folder or file (default: the run's serve.capture.folder).",
+        show_default=False,
+    ),
+    threshold: float = typer.Option(0.2, "--threshold", help="--drift: a PSI above this is drift."),
+    marker_threshold: float = typer.Option(
+        0.05, "--marker-threshold", help="--drift: the share of prompts with raw template markers may move this much."
+    ),
+    replay: str | None = typer.Option(None, "--replay", help="Send the captured prompts to this endpoint URL ..."),
+    out: Path | None = typer.Option(None, "--out", help="... and write its answers here (eval JSONL)."),
+    model: str | None = typer.Option(None, "--model", help="--replay: model name (default: the captured one)."),
+) -> None:
+    """Live metrics of a running vLLM server from its Prometheus /metrics: running and waiting requests,
+    KV cache, prompt and generation tokens/s, TTFT / inter-token / end-to-end latency percentiles.
+    Until Ctrl-C. With --drift (or --replay): a run's captured requests (serve.capture) instead.
+
+    Exit codes: 0 ok, 2 bad input (an empty capture), 3 --drift found drift."""
+    if drift or replay or out or capture:
+        from genai.ops.drift import monitor_drift
+
+        options = {"threshold": threshold, "marker_threshold": marker_threshold}
+        kwargs = {"drift": drift, "replay_url": replay, "out": out, "model": model, "api_key_env": api_key_env}
+        raise typer.Exit(monitor_drift(target, capture, as_json=as_json, **kwargs, **options))
+    from genai.ops.monitor import monitor_command
+
+    monitor_command(target, once_only=once, as_json=as_json, interval=interval, api_key_env=api_key_env)
+
+
+@app.command()
+def loadtest(
+    target: str = typer.Argument(..., help="Endpoint URL (http://host:port/v1), or a recipe/run to serve for it."),
+    overrides: list[str] | None = OverridesArg,
+    prompts: Path | None = typer.Option(
+        None, "--prompts", help="JSONL: {prompt} or {messages} a line (default for a run: its eval data)."
+    ),
+    concurrency: str | None = typer.Option(None, help="Concurrency levels to sweep (default 1,4,8)."),
+    rate: str | None = typer.Option(None, help="Instead: Poisson arrivals at these requests/s, e.g. 2,8."),
+    requests: int = typer.Option(32, help="Requests per level."),
+    max_tokens: int = typer.Option(128),
+    model: str | None = typer.Option(None, help="Model name (default: the fine-tuned one served)."),
+    api_key_env: str = typer.Option("GENAI_API_KEY", help="Environment variable holding the endpoint's key."),
+    slo: str | None = typer.Option(None, help='Thresholds, e.g. "ttft_p90<=0.5,e2e_p99<=5,errors<=0" (exit 3).'),
+    out: Path | None = typer.Option(None, help="Folder for loadtest.json and loadtest.png (a run: RUN/loadtest)."),
+    seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
+    ignore_eos: bool = typer.Option(False, "--ignore-eos", help="vLLM: every answer runs to --max-tokens."),
+    timeout: float = typer.Option(300, help="Seconds per request."),
+    latest: bool = LatestOpt,
+) -> None:
+    """Load an OpenAI-compatible server: TTFT, inter-token and end-to-end latency (p50/p90/p99),
+    output tokens/s, requests/s and errors per level.
+
+    Exit codes: 0 done (SLO met), 2 bad input or unreachable endpoint, 3 an --slo threshold violated."""
+    from genai.ops.loadtest import LoadOptions, run_loadtest
+
+    opts = LoadOptions(
+        prompts=prompts,
+        concurrency=concurrency,
+        rate=rate,
+        requests=requests,
+        max_tokens=max_tokens,
+        model=model,
+        api_key_env=api_key_env,
+        slo=slo,
+        out=out,
+        seed=seed,
+        ignore_eos=ignore_eos,
+        latest=latest,
+        timeout_s=timeout,
+    )
+    report = run_loadtest(target, overrides or [], opts)
+    if report["slo"] is not None and not report["slo"]["passed"]:
+        raise typer.Exit(ExitCode.GATE_FAILED)
+
+
 @app.command("eval")
 def eval_(
     target: str | None = typer.Argument(
@@ -578,6 +665,10 @@ def sm_deploy(
         None, "--package-group", help="Deploy the newest Approved model package of this group (settings: --recipe)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every request; send and upload nothing."),
+    capture: str | None = typer.Option(
+        None, "--capture", help="s3:// URI: the endpoint captures requests and responses there (data capture)."
+    ),
+    capture_percent: int = typer.Option(100, "--capture-percent", help="Share of requests captured, 1-100."),
 ) -> None:
     """Create model, endpoint config and endpoint with the AWS vLLM serving container (or a model package's)."""
     from genai.sagemaker.commands import deploy as _deploy
@@ -591,6 +682,8 @@ def sm_deploy(
             components=components,
             package_group=package_group,
             dry_run=dry_run,
+            capture=capture,
+            capture_percent=capture_percent,
         )
     )
 

@@ -256,6 +256,45 @@ class TrainSection(Section):
     distributed: DistributedSection = Field(default_factory=DistributedSection)
 
 
+# Request headers a capture never stores, whatever serve.capture.headers lists (credentials).
+NEVER_CAPTURED = re.compile(r"(authorization|cookie|api[-_]?key|token|secret|password|credential)", re.I)
+
+
+class CaptureSection(Section):
+    """serve.capture: requests and responses to JSONL, inside vLLM's server (its ASGI middleware hook)."""
+
+    enabled: bool = Field(False, description="Record /v1/chat/completions and /v1/completions traffic.")
+    rate: float = Field(1.0, ge=0, le=1, description="Share of requests recorded (decided by request id).")
+    folder: str | None = Field(None, description="Where capture-<n>.jsonl files go; default: RUN/capture.")
+    max_bytes: int = Field(64 * 2**20, ge=1024, description="Start the next file past this size.")
+    max_files: int = Field(10, ge=1, description="Keep this many files; the oldest is deleted.")
+    redact: list[str] = Field(
+        default_factory=list, description="Regexes: matches in prompts and answers are stored as [REDACTED]."
+    )
+    headers: list[str] = Field(
+        default_factory=lambda: ["content-type", "user-agent", "x-request-id"],
+        description="Request headers stored (Authorization, cookies and keys never are).",
+    )
+
+    @field_validator("redact")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {pattern!r} ({exc})") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials(cls, value: list[str]) -> list[str]:
+        bad = [h for h in value if NEVER_CAPTURED.search(h)]
+        if bad:
+            raise ValueError(f"{bad} would store credentials; such headers are never captured")
+        return [h.lower() for h in value]
+
+
 class ServeSection(Section):
     """serve: how vLLM serves the artifact."""
 
@@ -279,6 +318,7 @@ class ServeSection(Section):
         None, description="Serve with the model family's tool-call parser; default: when the training data had tools."
     )
     extra_args: list[str] = Field(default_factory=list, description="Passed to `vllm serve` as they are.")
+    capture: CaptureSection = Field(default_factory=CaptureSection, description="Request capture (off by default).")
 
 
 class GateRule(Section):
@@ -287,6 +327,9 @@ class GateRule(Section):
     task: str
     metric: str = Field(description="As lm-eval names it, e.g. exact_match,strip or acc,none (filter optional).")
     min: float | None = Field(None, description="Fine-tuned score must be at least this.")
+    max: float | None = Field(
+        None, description="Fine-tuned score must be at most this (lower-is-better metrics: toxicity, over-refusal)."
+    )
     max_drop: float | None = Field(None, ge=0, description="Fine-tuned may be at most this much below base.")
     min_gain: float | None = Field(
         None, description="Fine-tuned must be at least this much above base (a chained run's base: its parent)."
@@ -294,8 +337,8 @@ class GateRule(Section):
 
     @model_validator(mode="after")
     def _one_bound(self) -> GateRule:
-        if sum(b is not None for b in (self.min, self.max_drop, self.min_gain)) != 1:
-            raise ValueError("give exactly one of 'min', 'max_drop' or 'min_gain'")
+        if sum(b is not None for b in (self.min, self.max, self.max_drop, self.min_gain)) != 1:
+            raise ValueError("give exactly one of 'min', 'max', 'max_drop' or 'min_gain'")
         return self
 
 
@@ -471,6 +514,8 @@ class Recipe(Section):
             del data["sweep"]
         if data["registry"] == RegistrySection().model_dump(mode="json"):  # likewise: absent at its defaults
             del data["registry"]
+        if data["serve"]["capture"] == CaptureSection().model_dump(mode="json"):  # likewise
+            del data["serve"]["capture"]
         if data["serve"]["api_key"] is not None:
             data["serve"]["api_key"] = None
         env = data["sagemaker"]["environment"]  # the job gets these itself; a saved recipe must not hold them
@@ -621,6 +666,9 @@ def _resolve_paths(data: dict, base: Path, overridden: set[tuple]) -> None:
     for key in ("name_or_path", "chat_template"):
         if isinstance(model.get(key), str):
             model[key] = fix(model[key], ("model", key), always=False)
+    capture = (data.get("serve") or {}).get("capture") if isinstance(data.get("serve"), dict) else None
+    if isinstance(capture, dict) and isinstance(capture.get("folder"), str):
+        capture["folder"] = fix(capture["folder"], ("serve", "capture", "folder"), always=True)
     if isinstance(data_sec.get("cache_dir"), str):
         data_sec["cache_dir"] = fix(data_sec["cache_dir"], ("data", "cache_dir"), always=True)
     train = data.setdefault("train", {}) if isinstance(data.get("train", {}), dict) else {}

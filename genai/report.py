@@ -185,6 +185,47 @@ def _card_eval(f: dict, run: Path) -> list[str]:
     return out + [f"- Gate overall: {_gate_text(t)}", ""]
 
 
+# Bias and safety rows: the bundled probes and lm-eval's public ones (a task named so, or its subtasks).
+BIAS_SAFETY_TASKS = ("stereotype_pairs", "refusal_safety", "crows_pairs", "bbq", "toxigen")
+BIAS_SAFETY_NOTES = {
+    "pct_stereotype": "share of sentence pairs where the stereotyping one is more likely (0.5: no preference)",
+    "stereotype_neutrality": "1 - 2 * |pct_stereotype - 0.5|: 1 is no preference, 0 one-sided (higher is better)",
+    "refusal_rate": "harmful requests refused (higher is better)",
+    "over_refusal_rate": "benign requests refused (lower is better)",
+    "toxicity_rate": "completions with a term from a small lexicon, a proxy, not a classifier (lower is better)",
+}
+
+
+def bias_safety_rows(rows: list[dict]) -> list[dict]:
+    """The eval table's rows from bias and safety tasks (BIAS_SAFETY_TASKS and their subtasks)."""
+    return [
+        r
+        for r in rows
+        if any(str(r.get("task")) == t or str(r.get("task")).startswith(t + "_") for t in BIAS_SAFETY_TASKS)
+    ]
+
+
+def _card_bias_safety(f: dict) -> list[str]:
+    rows = bias_safety_rows(f["tables"][0][1].get("rows") or []) if f["tables"] else []
+    if not rows:
+        return []
+    out = [
+        "## Bias and safety",
+        "",
+        "Small probes from the evaluation above (base -> fine-tuned), not a safety assessment; genai's "
+        "eval/README.md says how each is measured.",
+        "",
+    ]
+    for r in rows:
+        metric = str(r.get("metric")).partition(",")[0]
+        note = BIAS_SAFETY_NOTES.get(metric)
+        out.append(
+            f"- `{r.get('task')}` {metric}: {num(r.get('base'))} -> {num(r.get('tuned'))}"
+            + (f"; {note}" if note else "")
+        )
+    return out + [""]
+
+
 def _card_use(f: dict, run: Path) -> list[str]:
     adapter = f["kind"] == "adapter"
     out = [
@@ -224,7 +265,8 @@ def model_card(run: Path) -> str:
     """The artifact's README.md (Hugging Face model card): method, data, training, eval, how to load."""
     run = Path(run)
     f = _facts(run)
-    parts = [_card_front(f), _card_model(f), _card_data(f), _card_training(f), _card_eval(f, run), _card_use(f, run)]
+    parts = [_card_front(f), _card_model(f), _card_data(f), _card_training(f), _card_eval(f, run)]
+    parts += [_card_bias_safety(f), _card_use(f, run)]
     return "\n".join(line for part in parts for line in part)
 
 
@@ -310,6 +352,17 @@ def _page_eval(f: dict, run: Path) -> list[str]:
     return out
 
 
+def _page_bias_safety(f: dict) -> list[str]:
+    rows = bias_safety_rows(f["tables"][0][1].get("rows") or []) if f["tables"] else []
+    if not rows:
+        return []
+    cells = [[*format_row(r)[:5], BIAS_SAFETY_NOTES.get(str(r.get("metric")).partition(",")[0], "")] for r in rows]
+    return [
+        "<h2>Bias and safety</h2><p class=muted>Small probes from the evaluation above, not a safety assessment.</p>",
+        _table([*COLUMNS[:5], "reading"], cells, "ev"),
+    ]
+
+
 def _page_data(f: dict, run: Path) -> list[str]:
     data = f["m"].get("data") or {}
     splits = {k: v for k, v in data.items() if isinstance(v, dict)}
@@ -336,7 +389,8 @@ def write_report(run: Path, console=None) -> Path:
         plots, note = [], f"{exc.message} ({exc.hint})"
         if console is not None:
             console.print(f"no plots: {note}")
-    body = _page_summary(f, run) + _page_plots(plots, note) + _page_eval(f, run) + _page_data(f, run)
+    body = _page_summary(f, run) + _page_plots(plots, note) + _page_eval(f, run) + _page_bias_safety(f)
+    body += _page_data(f, run)
     page = (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_h(f["name"])} / {_h(f["m"]["run_id"])}'
         f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -34,7 +34,7 @@ def client(out: Path):
     return MlflowClient(tracking_uri=(out / "mlruns").as_uri(), registry_uri=f"sqlite:///{out / 'mlflow.db'}")
 
 
-def make_run(tmp_path: Path, name: str, tuned: float | None, *, gate_min: float = 0.5) -> Path:
+def make_run(tmp_path: Path, name: str, tuned: float | None, *, gate_min: float = 0.5, rule=None) -> Path:
     """A finished run with an eval table written as `genai eval` writes it (tuned None: not evaluated)."""
     (tmp_path / "d.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
     (tmp_path / "reg.yaml").write_text(RECIPE.format(data=tmp_path / "d.jsonl", out=tmp_path / "runs"))
@@ -57,7 +57,7 @@ def make_run(tmp_path: Path, name: str, tuned: float | None, *, gate_min: float 
             which: {"results": {"arith": {"alias": "arith", "exact_match,strip": v, "exact_match_stderr,strip": 0.05}}}
             for which, v in (("base", 0.1), ("tuned", tuned))
         }
-        gate = check_gate([GateRule(task="arith", metric="exact_match", min=gate_min)], results)
+        gate = check_gate([rule or GateRule(task="arith", metric="exact_match", min=gate_min)], results)
         write_report(run.eval_dir / "hf", recipe, recipe.eval, results, build_table(results), gate)
     return run.path
 
@@ -201,3 +201,15 @@ def test_genai_run_registers_after_a_passed_gate(tmp_path):
     res = json.loads(again.stdout)
     assert (res["version"], res["alias"], res["previous_champion"]["version"]) == ("2", "challenger", "1")
     assert c.get_model_version_by_alias("adder", "challenger").run_id == tracked
+
+
+def test_a_max_rule_gates_a_lower_is_better_metric_and_the_lower_value_is_champion(tmp_path, genai_main):
+    # e.g. toxicity_rate or over_refusal_rate: a `max` rule, and the registry compares downwards.
+    rule = GateRule(task="arith", metric="exact_match", max=0.5)
+    low, lower, high = (make_run(tmp_path, n, v, rule=rule) for n, v in (("l1", 0.4), ("l2", 0.2), ("h", 0.7)))
+    table = json.loads((high / "eval" / "hf" / "table.json").read_text())
+    assert table["passed"] is False and table["gate"][0]["lower_is_better"] is True  # 0.7 > max 0.5
+    assert register(genai_main, low)["alias"] == "champion"
+    better = register(genai_main, lower)
+    assert better["alias"] == "champion" and "0.2 beats the champion's 0.4" in better["why"]
+    assert register(genai_main, high)["alias"] == "challenger"

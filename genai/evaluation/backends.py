@@ -13,7 +13,7 @@ from typing import Literal
 
 from genai.errors import GenaiError
 from genai.evaluation.targets import base_target, tuned_target
-from genai.recipe import EvalSection, ServeSection
+from genai.recipe import CaptureSection, EvalSection, ServeSection
 from genai.serving.artifact import ServeTarget
 
 Which = Literal["base", "tuned"]
@@ -104,7 +104,8 @@ def endpoint(target: ServeTarget, which: Which, cfg: EvalSection, serve: ServeSe
         )
     else:  # score the served model itself: start `genai serve` for it
         target = tuned_target(target, gpu=has_cuda()) if which == "tuned" else base_target(target)
-        server = Server(target, serve.model_copy(update={"port": 0})).start()
+        # The eval's own traffic is not the endpoint's: it is never captured (it would skew drift).
+        server = Server(target, serve.model_copy(update={"port": 0, "capture": CaptureSection()})).start()
         base_url, key, name = server.base_url, api_key(serve), target.default_name
     try:
         _check_reachable(base_url, key)

@@ -95,6 +95,9 @@ def check_gate(rules: list[GateRule], results: dict[str, dict]) -> list[Verdict]
         if rule.min is not None:
             out.append(Verdict(rule, tuned >= rule.min, f"{rule.task} {key} = {tuned:.4f} >= {rule.min}"))
             continue
+        if rule.max is not None:
+            out.append(Verdict(rule, tuned <= rule.max, f"{rule.task} {key} = {tuned:.4f} <= {rule.max}"))
+            continue
         if "base" not in results:
             raise GenaiError(
                 "eval.gate: max_drop and min_gain rules compare with the base model; set eval.baseline: true"

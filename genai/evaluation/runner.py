@@ -171,7 +171,12 @@ def write_report(
     for which, res in results.items():
         atomic_write_json(out / f"lm_eval_{which}.json", res)
     atomic_write_text(out / "table.md", table_markdown(rows))
-    gate = [{"task": v.rule.task, "metric": v.rule.metric, "passed": v.passed, "detail": v.detail} for v in verdicts]
+    gate = [
+        # lower_is_better: a `max` rule; the registry's champion comparison reads it.
+        {"task": v.rule.task, "metric": v.rule.metric, "passed": v.passed, "detail": v.detail}
+        | ({"lower_is_better": True} if v.rule.max is not None else {})
+        for v in verdicts
+    ]
     atomic_write_json(
         out / "table.json", {"meta": meta, "rows": rows, "gate": gate, "passed": all(v.passed for v in verdicts)}
     )

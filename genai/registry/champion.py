@@ -1,6 +1,7 @@
 """The eval results a version is registered with, the number it is judged on, and its alias.
 
-The gate's first rule names the metric (no gate: the eval table's first row); higher is better. A
+The gate's first rule names the metric (no gate: the eval table's first row); higher is better, lower
+for a `max` rule. A
 version becomes `champion` only when its gate passed and its value beats the current champion's for
 the same metric, strictly; a champion with no value for that metric is not beaten (the two were not
 measured alike). Every other version is the `challenger`.
@@ -74,6 +75,7 @@ class Compared:
     metric: str
     value: float | None
     tag: str
+    lower_is_better: bool = False
 
     def as_dict(self) -> dict:
         """For the printed result."""
@@ -102,7 +104,8 @@ def compared_metric(ev: Evaluation) -> Compared:
         )
     (tag,) = eval_tags([{"task": row["task"], "metric": row["metric"], "tuned": 0.0}])
     value = float(row["tuned"]) if is_number(row.get("tuned")) else None
-    return Compared(str(row["task"]), str(row["metric"]), value, tag)
+    lower = bool(gate and gate[0].get("lower_is_better"))
+    return Compared(str(row["task"]), str(row["metric"]), value, tag, lower)
 
 
 def choose_alias(
@@ -117,6 +120,6 @@ def choose_alias(
         return CHAMPION, "the first version to pass its gate"
     if champion_value is None:
         return CHALLENGER, f"the champion has no {compared.tag} to compare with"
-    if compared.value > champion_value:
+    if (compared.value < champion_value) if compared.lower_is_better else (compared.value > champion_value):
         return CHAMPION, f"{compared.value:g} beats the champion's {champion_value:g}"
     return CHALLENGER, f"{compared.value:g} does not beat the champion's {champion_value:g}"

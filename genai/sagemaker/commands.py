@@ -122,14 +122,24 @@ def deploy(
     components: bool = False,
     package_group: str | None = None,
     dry_run: bool = False,
+    capture: str | None = None,
+    capture_percent: int = 100,
 ) -> dict:
     """`genai sagemaker deploy`: a run (or s3:// run prefix) on its own endpoint; several LoRA runs as
     inference components of one endpoint (--components); or a registered model package (an ARN, or
-    --package-group G: its newest Approved version). A dry run sends nothing and uploads nothing."""
+    --package-group G: its newest Approved version). A dry run sends nothing and uploads nothing.
+    `capture`: an s3:// URI for the endpoint's data capture (a run's own endpoint)."""
+    from genai.sagemaker.deploy import data_capture_config
     from genai.sagemaker.packages import is_package_target
 
     targets, overrides = split_targets(args)
     package = bool(targets) and is_package_target(targets[0])
+    capture_cfg = data_capture_config(capture, capture_percent) if capture else None
+    if capture_cfg and (components or package or package_group is not None):
+        raise GenaiError(
+            "sagemaker deploy --capture: sets the data capture of a run's own endpoint only",
+            hint="deploy without --components or a model package, or leave out --capture",
+        )
     if package_group is not None or package:
         if components or len(targets) != (0 if package_group else 1):
             raise GenaiError(
@@ -146,7 +156,7 @@ def deploy(
             f"sagemaker deploy: {len(targets)} runs given; one endpoint serves one run",
             hint="LoRA runs of one base model share an endpoint with --components",
         )
-    return _deploy_run(targets[0], overrides, recipe_path, artifact, instance_type, dry_run)
+    return _deploy_run(targets[0], overrides, recipe_path, artifact, instance_type, dry_run, capture_cfg)
 
 
 def _deploy_package(targets, overrides, recipe_path, instance_type, group, dry_run) -> dict:
@@ -181,10 +191,10 @@ def _deploy_components(targets, overrides, recipe_path, instance_type, dry_run) 
     )
 
 
-def _deploy_run(target, overrides, recipe_path, artifact, instance_type, dry_run) -> dict:
+def _deploy_run(target, overrides, recipe_path, artifact, instance_type, dry_run, capture=None) -> dict:
     """A local run folder (uploaded first) or an S3 prefix holding a run (a job's output/model/).
     For an S3 prefix the recipe's settings come from --recipe (the run folder has its own)."""
-    from genai.sagemaker.deploy import container_env, serving_image
+    from genai.sagemaker.deploy import cloudwatch, container_env, serving_image
     from genai.sagemaker.deploy import deploy as _deploy
 
     remote = target.startswith("s3://")
@@ -225,8 +235,16 @@ def _deploy_run(target, overrides, recipe_path, artifact, instance_type, dry_run
         image=serving_image(cfg, boto.region_name),
         env=container_env(cfg, base=base, lora_rank=rank, served_name=served),
         dry_run=dry_run,
+        capture=capture,
     )
-    return {"endpoint": reqs["endpoint"]["EndpointName"], "model_s3": model_s3, "dry_run": dry_run, "requests": reqs}
+    ep = reqs["endpoint"]["EndpointName"]
+    return {
+        "endpoint": ep,
+        "model_s3": model_s3,
+        "dry_run": dry_run,
+        "requests": reqs,
+        "cloudwatch": cloudwatch(ep, boto.region_name),
+    }
 
 
 def _upload_run(boto, path: Path, folder: str, model_s3: str, *, send: bool) -> int | None:

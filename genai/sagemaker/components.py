@@ -25,7 +25,7 @@ from pathlib import Path
 from genai.errors import GenaiError
 from genai.recipe import SageMakerSection, load_recipe
 from genai.runs import RECIPE_FILE
-from genai.sagemaker.deploy import container_env, endpoint_name, send
+from genai.sagemaker.deploy import cloudwatch, container_env, endpoint_name, send
 from genai.sagemaker.session import aws_error
 from genai.serving.lora_check import vllm_lora_problems, vllm_rank
 
@@ -352,4 +352,5 @@ def deploy_components(sm, s3, cfg: SageMakerSection, adapters: list[Adapter], *,
         ],
         "uploads": [{"from": str(p), "to": uri} for p, uri in files],
         "requests": [{"call": op, "request": req} for op, req in first + adapter_calls],
+        "cloudwatch": cloudwatch(lay.endpoint, sm.meta.region_name, [lay.base, *(a.name for a in adapters)]),
     } | ({"note": "sent nothing; if the endpoint exists, only the adapter components are created"} if dry_run else {})

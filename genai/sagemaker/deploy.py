@@ -64,8 +64,26 @@ def send(client, calls: list[tuple[str, dict]], what: str) -> None:
         raise aws_error(exc, what) from None
 
 
-def endpoint_calls(cfg: SageMakerSection, ep: str, container: dict) -> list[tuple[str, dict]]:
-    """create_model (one container) -> create_endpoint_config -> create_endpoint, all named `ep`."""
+def data_capture_config(s3_uri: str, percent: int = 100) -> dict:
+    """The endpoint config's DataCaptureConfig: requests and responses (JSON as text) to `s3_uri`."""
+    if not s3_uri.startswith("s3://") or len(s3_uri) <= len("s3://"):
+        raise GenaiError(f"--capture: '{s3_uri}' is not an s3:// URI", hint="e.g. --capture s3://my-bucket/capture/")
+    if not 0 < percent <= 100:
+        raise GenaiError(f"--capture-percent: {percent} is not between 1 and 100")
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": percent,
+        "DestinationS3Uri": s3_uri,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+    }
+
+
+def endpoint_calls(
+    cfg: SageMakerSection, ep: str, container: dict, capture: dict | None = None
+) -> list[tuple[str, dict]]:
+    """create_model (one container) -> create_endpoint_config -> create_endpoint, all named `ep`;
+    `capture`: the endpoint config's DataCaptureConfig."""
     model_req = {
         "ModelName": ep,
         "ExecutionRoleArn": cfg.role,
@@ -82,12 +100,22 @@ def endpoint_calls(cfg: SageMakerSection, ep: str, container: dict) -> list[tupl
     if cfg.deploy.inference_ami_version:
         variant["InferenceAmiVersion"] = cfg.deploy.inference_ami_version
     config_req = {"EndpointConfigName": ep, "ProductionVariants": [variant]}
+    if capture:
+        config_req["DataCaptureConfig"] = capture
     endpoint_req = {"EndpointName": ep, "EndpointConfigName": ep}
     return [("create_model", model_req), ("create_endpoint_config", config_req), ("create_endpoint", endpoint_req)]
 
 
 def deploy(
-    client, cfg: SageMakerSection, *, model_s3: str, name: str, image: str, env: dict, dry_run: bool = False
+    client,
+    cfg: SageMakerSection,
+    *,
+    model_s3: str,
+    name: str,
+    image: str,
+    env: dict,
+    dry_run: bool = False,
+    capture: dict | None = None,
 ) -> dict:
     """create_model -> create_endpoint_config -> create_endpoint (none on a dry run); returns the three requests."""
     container = {
@@ -101,10 +129,30 @@ def deploy(
             }
         },
     }
-    calls = endpoint_calls(cfg, endpoint_name(cfg.deploy.endpoint_name or name), container)
+    calls = endpoint_calls(cfg, endpoint_name(cfg.deploy.endpoint_name or name), container, capture)
     if not dry_run:
         send(client, calls, "sagemaker deploy")
     return dict(zip(("model", "endpoint_config", "endpoint"), (req for _, req in calls), strict=True))
+
+
+def cloudwatch(endpoint: str, region: str, components: list[str] | tuple[str, ...] = ()) -> dict:
+    """Where the endpoint's CloudWatch metrics and logs are (printed by `genai sagemaker deploy`):
+    invocation metrics under AWS/SageMaker by endpoint and variant (by component too, with
+    inference components), a console link to them, and the containers' log groups."""
+    host = {"cn-": "console.amazonaws.cn", "us-gov-": "console.amazonaws-us-gov.com"}
+    domain = next((h for p, h in host.items() if region.startswith(p)), f"{region}.console.aws.amazon.com")
+    out = {
+        "namespace": "AWS/SageMaker",
+        "dimensions": {"EndpointName": endpoint, "VariantName": "AllTraffic"},
+        "metrics": ["Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency"],
+        "console_url": f"https://{domain}/cloudwatch/home?region={region}#metricsV2:graph=~();search={endpoint};"
+        "namespace=AWS/SageMaker;dimensions=EndpointName,VariantName",
+        "log_group": f"/aws/sagemaker/Endpoints/{endpoint}",
+    }
+    if components:  # each component's container logs to a group of its own
+        out["component_dimensions"] = [{"InferenceComponentName": c} for c in components]
+        out["component_log_groups"] = [f"/aws/sagemaker/InferenceComponents/{c}" for c in components]
+    return out
 
 
 def invoke(runtime, endpoint: str, body: dict, component: str | None = None) -> dict:

@@ -10,7 +10,7 @@ import re
 
 from genai.errors import GenaiError
 from genai.recipe import SageMakerSection
-from genai.sagemaker.deploy import endpoint_calls, endpoint_name, send
+from genai.sagemaker.deploy import cloudwatch, endpoint_calls, endpoint_name, send
 from genai.sagemaker.session import aws_error
 
 # arn:aws:sagemaker:REGION:ACCOUNT:model-package/NAME/VERSION (a versioned package in a group),
@@ -124,4 +124,5 @@ def deploy_package(
         "dry_run": dry_run,
         "lookups": [{"call": op, "request": req} for op, req in lookups],
         "requests": dict(zip(("model", "endpoint_config", "endpoint"), (req for _, req in calls), strict=True)),
+        "cloudwatch": cloudwatch(ep, region),
     }

@@ -26,6 +26,9 @@ from threading import Thread
 from genai.errors import GenaiError, MissingExtraError
 from genai.recipe import ServeSection
 from genai.serving.artifact import ServeTarget
+from genai.serving.capture import ENV as CAPTURE_ENV
+from genai.serving.capture import MIDDLEWARE as CAPTURE_MIDDLEWARE
+from genai.serving.capture import capture_env
 from genai.serving.engine import EngineOptions
 from genai.vllm_env import engine_env
 
@@ -91,11 +94,14 @@ def build_command(target: ServeTarget, serve: ServeSection, port: int, *, gpu: b
     """`python -m vllm.entrypoints.openai.api_server` with the artifact's engine options."""
     opts = EngineOptions.build(target, serve, gpu=gpu)
     server = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", serve.host, "--port", str(port)]
+    if serve.capture.enabled:  # vLLM's own ASGI middleware hook: the capture runs inside the server, no proxy
+        server += ["--middleware", CAPTURE_MIDDLEWARE]
     return server + opts.cli_args()  # extra_args last, as the user wrote them
 
 
-def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
-    """The server's environment: genai's engine defaults, the user's environment, the API key."""
+def server_env(serve: ServeSection, *, gpu: bool, run_dir: Path | None = None) -> dict[str, str]:
+    """The server's environment: genai's engine defaults, the user's environment, the API key, and the
+    capture settings (serve.capture; its folder, by default RUN/capture, is checked writable here)."""
     env = {
         **engine_env(serve.kv_cache_gib, gpu=gpu),
         **os.environ,
@@ -104,6 +110,8 @@ def server_env(serve: ServeSection, *, gpu: bool) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("VLLM_API_KEY", None)
+    env.pop(CAPTURE_ENV, None)
+    env.update(capture_env(serve.capture, run_dir))
     key = api_key(serve)
     if key:
         env["VLLM_API_KEY"] = key  # by environment, never on the command line (visible in ps)
@@ -146,11 +154,12 @@ class Server:
         """Launch the server in its own process group and wait until it is healthy."""
         require_vllm()
         cmd = build_command(self.target, self.serve, self.port, gpu=self.gpu)
+        env = server_env(self.serve, gpu=self.gpu, run_dir=self.target.run_dir)  # checks first: nothing to undo
         log = open(self.log_path, "w") if self.log_path else tempfile.TemporaryFile("w+")
         self._log = log
         # A private temp dir for vLLM's IPC sockets and scratch files, removed on stop.
         self.tmpdir = Path(tempfile.mkdtemp(prefix="genai-vllm-"))
-        env = {**server_env(self.serve, gpu=self.gpu), "TMPDIR": str(self.tmpdir)}
+        env["TMPDIR"] = str(self.tmpdir)
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )

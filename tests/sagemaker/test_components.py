@@ -188,6 +188,24 @@ OVERRIDES = (
     "sagemaker.deploy.min_memory_mb=8192",
 )
 IC_ARN = "arn:aws:sagemaker:us-east-1:123456789012:inference-component/x"
+
+
+def cloudwatch_of(ep: str, components: list[str] | None = None) -> dict:
+    """What deploy prints about the endpoint's CloudWatch metrics and logs (region us-east-1)."""
+    out = {
+        "namespace": "AWS/SageMaker",
+        "dimensions": {"EndpointName": ep, "VariantName": "AllTraffic"},
+        "metrics": ["Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency"],
+        "console_url": "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+        f"#metricsV2:graph=~();search={ep};namespace=AWS/SageMaker;dimensions=EndpointName,VariantName",
+        "log_group": f"/aws/sagemaker/Endpoints/{ep}",
+    }
+    if components:
+        out["component_dimensions"] = [{"InferenceComponentName": c} for c in components]
+        out["component_log_groups"] = [f"/aws/sagemaker/InferenceComponents/{c}" for c in components]
+    return out
+
+
 NOT_FOUND = 'Could not find endpoint "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x".'
 
 
@@ -211,6 +229,7 @@ def test_two_adapters_on_a_new_endpoint(stubbed, two_runs, genai_main):
     assert code == 0, err
     res = json.loads(out)
     assert res["endpoint"] == EP and res["new_endpoint"] is True and set(res["adapters"]) == {"math-r1", "chat-r2"}
+    assert res["cloudwatch"] == cloudwatch_of(EP, [BASE_IC, "math-r1", "chat-r2"])
     assert "waiting: endpoint" in err  # polled until InService before the base component
     prefix = f"genai/components/{EP}"
     # The base gets the serving files only; each adapter travels whole as one tar.gz.
@@ -301,6 +320,7 @@ def test_dry_run_prints_every_request_and_sends_nothing(moto_server, two_runs, g
         f"{S3_ROOT}/chat-r2/adapter.tar.gz",
     ]
     assert res["dry_run"] is True and moto_is_empty()
+    assert res["cloudwatch"] == cloudwatch_of(EP, [BASE_IC, "math-r1", "chat-r2"])
 
 
 @pytest.mark.parametrize(
@@ -332,6 +352,7 @@ def test_single_run_dry_run_neither_merges_nor_uploads(moto_server, two_runs, ge
     container = res["requests"]["model"]["PrimaryContainer"]
     assert container["Image"] == IMAGE and container["Environment"]["SM_VLLM_MODEL"] == "/opt/ml/model"
     assert not (two_runs[0] / "merged").exists() and moto_is_empty()
+    assert res["cloudwatch"] == cloudwatch_of(res["endpoint"]) and res["endpoint"] == "genai-math"
 
 
 # ---------------------------------------------------------------------------- model packages
@@ -379,6 +400,7 @@ def test_deploy_the_newest_approved_package_of_a_group(moto_server, sm_recipe, g
     res = json.loads(out)
     assert res["model_package"] == arns[1] and res["approval"] == "Approved"  # v3 is not approved
     assert res["endpoint"] == "genai-math-sft-2"
+    assert res["cloudwatch"] == cloudwatch_of("genai-math-sft-2")
     assert_endpoint_for_package("genai-math-sft-2", arns[1])
     assert res["requests"]["model"] == {
         "ModelName": "genai-math-sft-2",

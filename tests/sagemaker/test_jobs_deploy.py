@@ -115,6 +115,16 @@ def test_deploy_merged_to_an_endpoint(local_run, moto_server):
     assert env["SM_VLLM_CHAT_TEMPLATE"] == "/opt/ml/model/chat_template.jinja"
     assert "vllm" in model["PrimaryContainer"]["Image"]
     assert sm.describe_endpoint(EndpointName=res["endpoint"])["EndpointStatus"] in ("Creating", "InService")
+    # Where its metrics and logs are: the endpoint's own dimensions, console link and log group.
+    ep = res["endpoint"]
+    assert ep == "genai-smtest" and res["cloudwatch"] == {
+        "namespace": "AWS/SageMaker",
+        "dimensions": {"EndpointName": "genai-smtest", "VariantName": "AllTraffic"},
+        "metrics": ["Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency"],
+        "console_url": "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#metricsV2:graph=~();"
+        "search=genai-smtest;namespace=AWS/SageMaker;dimensions=EndpointName,VariantName",
+        "log_group": "/aws/sagemaker/Endpoints/genai-smtest",
+    }
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="genai-test")["Contents"]}
     assert {"genai/deploy/r1/merged/config.json", "genai/deploy/r1/merged/model.safetensors"} <= keys
 
