@@ -99,7 +99,7 @@ def serving(run: Path, settings: list[str]):
                 time.sleep(0.5)
         yield root
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGTERM)  # like Ctrl-C for genai serve; SIGINT is ignored under nohup &
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:

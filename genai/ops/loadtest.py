@@ -194,7 +194,8 @@ def _serve_and_measure(target: str, overrides: list[str], levels: list[dict], te
         raise GenaiError(f"{target}: a model folder has no recipe data to take prompts from", hint="give --prompts")
     if opts.out is None and tgt.run_dir is not None:
         opts = replace(opts, out=tgt.run_dir / "loadtest")
-    server = start_server(target, overrides, latest=opts.latest)
+    # Synthetic load is not traffic: off unless an override turns capture on for this test.
+    server = start_server(target, ["serve.capture.enabled=false", *overrides], latest=opts.latest)
     try:
         key = api_key(server.serve)
         endpoint = Endpoint(server.base_url, key, "serve.api_key_env", model=server.target.default_name)

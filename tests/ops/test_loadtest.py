@@ -136,7 +136,8 @@ def test_run_folder_target_served_loaded_stopped(genai_main, served, quickstart_
         "loadtest", run, "serve.max_num_seqs=4", "--concurrency", "2", "--requests", "4", "--max-tokens", "8"
     )
     assert code == 0, err[-3000:]
-    assert calls == [("start", str(run), ["serve.max_num_seqs=4"]), "stop"]
+    # Synthetic load is not captured (drift would read it as traffic) unless an override says so.
+    assert calls == [("start", str(run), ["serve.capture.enabled=false", "serve.max_num_seqs=4"]), "stop"]
     report = json.loads((run / "loadtest" / "loadtest.json").read_text())
     assert (run / "loadtest" / "loadtest.png").read_bytes().startswith(PNG_MAGIC)
     assert report["model"] == "quickstart"  # the fine-tuned adapter, not the base
