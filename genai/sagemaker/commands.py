@@ -16,22 +16,12 @@ def train(recipe_path: Path, overrides: list[str], *, dry_run: bool, smoke: bool
     """Submit (or, dry run, only build) the training job; a local run folder awaits its download.
     A real submission runs the recipe's smoke check here first: a broken recipe fails in a minute
     on this machine, not after an hour on a GPU."""
-    from genai.sagemaker.submit import estimate, submit
+    from genai.sagemaker.submit import check, estimate, smoke_first, submit
 
     recipe = load_recipe(recipe_path, overrides)
     if smoke and not dry_run:
-        from genai.sagemaker.submit import check
-
         check(recipe)  # settings and preflight first: they take seconds
-        from genai.smoke.flow import run_smoke
-
-        result = run_smoke(recipe_path, overrides)
-        if not result.checklist.passed:
-            failed = [f"{i.name}: {i.reason}" for i in result.checklist.items if i.status == "fail"]
-            raise GenaiError(
-                "not submitted: the smoke check failed:\n  " + "\n  ".join(failed),
-                hint="fix the recipe (genai run RECIPE --smoke), or submit anyway with --no-smoke",
-            )
+        smoke_first(recipe_path, overrides)
     job = submit(recipe, dry_run=dry_run)
     out = {
         "job": job.job_name,

@@ -93,6 +93,20 @@ def check(recipe: Recipe) -> None:
                 )
 
 
+def smoke_first(recipe_path: Path, overrides: list[str]) -> None:
+    """The recipe's smoke check here, before anything is uploaded or sent: a broken recipe fails in a
+    minute on this machine, not after an hour on a GPU (a training job or every job of a tuning job)."""
+    from genai.smoke.flow import run_smoke
+
+    result = run_smoke(recipe_path, overrides)
+    if not result.checklist.passed:
+        failed = [f"{i.name}: {i.reason}" for i in result.checklist.items if i.status == "fail"]
+        raise GenaiError(
+            "not submitted: the smoke check failed:\n  " + "\n  ".join(failed),
+            hint="fix the recipe (genai run RECIPE --smoke), or submit anyway with --no-smoke",
+        )
+
+
 def plan(recipe: Recipe, name: str) -> JobPlan:
     """The job's input channels: local data files and s3:// sources."""
     cfg = recipe.sagemaker

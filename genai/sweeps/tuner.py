@@ -251,15 +251,7 @@ def submit_sweep(recipe_path: Path, overrides: list[str], *, dry_run: bool, smok
     recipe = load_recipe(recipe_path, overrides)
     if smoke and not dry_run:
         check_tuning(recipe)  # settings and the space first: they take seconds
-        from genai.smoke.flow import run_smoke
-
-        result = run_smoke(recipe_path, overrides)
-        if not result.checklist.passed:
-            failed = [f"{i.name}: {i.reason}" for i in result.checklist.items if i.status == "fail"]
-            raise GenaiError(
-                "not submitted: the smoke check failed:\n  " + "\n  ".join(failed),
-                hint="fix the recipe (genai run RECIPE --smoke), or submit anyway with --no-smoke",
-            )
+        submit.smoke_first(recipe_path, overrides)
     job = tune(recipe, dry_run=dry_run)
     per_job = submit.estimate(recipe)
     trials = recipe.sweep.trials
