@@ -115,7 +115,10 @@ CASES = [
     (["runs", "show", "{ROOT}"], "not a run folder (no recipe.yaml)"),
     (["report", "{ROOT}"], "not a run folder (no recipe.yaml)"),
     # sagemaker
-    (["sagemaker", "deploy", "/nonexistent"], "not a run folder (no recipe.yaml) or an s3:// run prefix"),
+    (
+        ["sagemaker", "deploy", "/nonexistent"],
+        "not a run folder (no recipe.yaml), an s3:// run prefix or a model package ARN",
+    ),
     (["sagemaker", "train", "{RECIPE}", "--dry-run"], "sagemaker.role and sagemaker.bucket must be set"),
 ]
 
