@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,36 @@ def genai_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: di
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@contextmanager
+def genai_serving(target: Path, *overrides: str, env: dict | None = None, timeout: float = 600):
+    """`genai serve TARGET overrides` in a subprocess, up until it prints "Ctrl-C to stop."; yields the
+    process and what it printed; Ctrl-C (its clean shutdown) at the end."""
+    import signal
+    import time
+
+    exe = Path(sys.executable).with_name("genai")
+    proc = subprocess.Popen(
+        [str(exe), "serve", str(target), *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        preexec_fn=sigint_default,
+    )
+    lines = []
+    deadline = time.time() + timeout
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C to stop." in line or time.time() > deadline:
+            break
+    assert proc.poll() is None, "".join(lines) + proc.stderr.read()[-3000:]
+    try:
+        yield proc, "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
 
 
 @pytest.fixture()

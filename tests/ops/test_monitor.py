@@ -18,7 +18,7 @@ import pytest
 
 from genai.errors import GenaiError
 from genai.ops import monitor as mon
-from tests.conftest import ROOT, genai_cli, sigint_default
+from tests.conftest import ROOT, genai_cli, genai_serving, sigint_default
 
 KEY = "monitor-key-1"
 QS_TEST = ROOT / "recipes" / "data" / "quickstart" / "test.jsonl"
@@ -276,24 +276,8 @@ def served(quickstart_run):
     from genai.serving.server import free_port
 
     port = free_port()
-    exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.Popen(
-        [str(exe), "serve", str(quickstart_run), f"serve.port={port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "GENAI_API_KEY": KEY},
-        preexec_fn=sigint_default,
-    )
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "Ctrl-C to stop." in line:
-            break
-    assert proc.poll() is None, "".join(lines) + proc.stderr.read()[-3000:]
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    with genai_serving(quickstart_run, f"serve.port={port}", env={"GENAI_API_KEY": KEY}):
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def ask(url: str, n: int) -> list:

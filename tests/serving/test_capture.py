@@ -6,9 +6,6 @@ are unit tests; a capture folder that cannot be written is one clear error, exit
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +14,7 @@ import httpx
 import pytest
 
 from genai.serving.capture import CaptureConfig, RotatingWriter, read_records, sampled, stream_message
-from tests.conftest import sigint_default
+from tests.conftest import genai_serving
 
 KEY = "capture-key-42"
 EMAIL = "jane.doe@example.com"
@@ -31,7 +28,6 @@ def captured(quickstart_run, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("capture") / "cap"
     port = free_port()
-    exe = Path(sys.executable).with_name("genai")
     settings = [
         f"serve.port={port}",
         "serve.capture.enabled=true",
@@ -40,23 +36,8 @@ def captured(quickstart_run, tmp_path_factory):
         f"serve.capture.max_files={MAX_FILES}",
         r"serve.capture.redact=['[a-z0-9.]+@example\.com']",
     ]
-    proc = subprocess.Popen(
-        [str(exe), "serve", str(quickstart_run), *settings],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "GENAI_API_KEY": KEY},
-        preexec_fn=sigint_default,
-    )
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "Ctrl-C to stop." in line:
-            break
-    assert proc.poll() is None, "".join(lines) + proc.stderr.read()[-3000:]
-    yield {"root": f"http://127.0.0.1:{port}", "folder": folder, "run": quickstart_run}
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    with genai_serving(quickstart_run, *settings, env={"GENAI_API_KEY": KEY}):
+        yield {"root": f"http://127.0.0.1:{port}", "folder": folder, "run": quickstart_run}
 
 
 def post(root, path, body, rid, key=KEY, **extra_headers):

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, sigint_default
+from tests.conftest import ROOT, genai_serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -34,31 +34,14 @@ def served(quickstart_run):
     from genai.serving.server import free_port
 
     port = free_port()
-    exe = Path(sys.executable).with_name("genai")
-    proc = subprocess.Popen(
-        [str(exe), "serve", str(quickstart_run), f"serve.port={port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "GENAI_API_KEY": KEY},
-        preexec_fn=sigint_default,
-    )
-    lines = []
-    deadline = time.time() + 600
-    for line in proc.stdout:
-        lines.append(line)
-        if "Ctrl-C to stop." in line or time.time() > deadline:
-            break
-    assert proc.poll() is None, "".join(lines) + proc.stderr.read()[-3000:]
-    yield {
-        "url": f"http://127.0.0.1:{port}/v1",
-        "port": port,
-        "printed": "".join(lines),
-        "proc": proc,
-        "run": quickstart_run,
-    }
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    with genai_serving(quickstart_run, f"serve.port={port}", env={"GENAI_API_KEY": KEY}) as (proc, printed):
+        yield {
+            "url": f"http://127.0.0.1:{port}/v1",
+            "port": port,
+            "printed": printed,
+            "proc": proc,
+            "run": quickstart_run,
+        }
 
 
 def client(url, key=KEY):
