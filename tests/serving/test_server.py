@@ -247,9 +247,9 @@ def test_chat_cli_streams_answers(served):
 def test_sigint_shuts_down_cleanly(served):
     """Runs last in this module: stop the CLI and check nothing is left behind."""
     proc = served["proc"]
-    children = subprocess.run(
-        ["pgrep", "-f", "vllm.entrypoints.openai.api_server"], capture_output=True, text=True
-    ).stdout.split()
+    # This server's vLLM only (by its port): other test files may be serving beside this one.
+    mine = f"vllm.entrypoints.openai.api_server --host 127.0.0.1 --port {served['port']} "
+    children = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout.split()
     assert children
     tmpdirs = set()
     for pid in children:
