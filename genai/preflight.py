@@ -33,6 +33,9 @@ class Plan:
     serve: bool = False  # `genai run` without --no-serve: the port must be free
     sagemaker: bool = False  # the model and tokenizer load in the job, not here
     insecure: bool = False  # --insecure: serve on a non-loopback address without an API key
+    # False: the tokenizer and chat-template checks (seconds of imports) are left to the process that trains,
+    # which runs the whole preflight before it writes anything (a sweep: each trial's `genai run`).
+    tokenizer: bool = True
 
 
 Check = Callable[[Recipe, Plan], None]
@@ -316,7 +319,8 @@ def _model_and_data(recipe: Recipe, plan: Plan) -> None:
     parent = find_parent(recipe)  # a chained recipe: the parent run must be there and finished
     if parent is None:
         check_model(recipe)
-    check_data(recipe, str(parent.run.artifact_dir) if parent else None)
+    if plan.tokenizer:
+        check_data(recipe, str(parent.run.artifact_dir) if parent else None)
 
 
 # ---------------------------------------------------------------------- output

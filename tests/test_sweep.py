@@ -87,6 +87,19 @@ def test_a_bad_sweep_stops_before_any_trial(tmp_path, sweep, needle):
     assert not (tmp_path / "runs").exists()  # nothing ran, nothing half-written
 
 
+def test_a_recipe_its_first_trial_refuses_stops_the_sweep_with_nothing_left(tmp_path):
+    # The tokenizer's checks run in each trial's own preflight (not twice): a refusal there is the sweep's.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    path = recipe(tmp_path, GOOD)
+    path.write_text(path.read_text().replace(str(QS / "test.jsonl"), str(empty)))
+    out = genai_cli("sweep", path, timeout=180)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"data.eval.0: {empty} has no records" in out.stderr, out.stderr[-2000:]
+    assert "hint: check the file" in out.stderr
+    assert not (tmp_path / "runs").exists()  # the sweep folder it made for the trial is gone again
+
+
 @pytest.mark.slow
 def test_a_trial_that_optuna_prunes_stops_at_its_first_held_out_loss(tmp_path):
     from genai.sweeps.trials import TrialPruned, TrialRun, run_trial

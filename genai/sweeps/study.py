@@ -5,6 +5,7 @@ one is run again with the same values in its own runs folder, where `genai run` 
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from genai.sweeps.space import check_space, draw
 from genai.sweeps.trials import (
     TrialFailed,
     TrialPruned,
+    TrialRefused,
     TrialRun,
     newest_run,
     objective_value,
@@ -46,7 +48,8 @@ def require_optuna():
         import optuna
     except ImportError:
         raise GenaiError("genai sweep needs Optuna", hint="pip install 'genai[sweep]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Its warnings on a failed trial carry a traceback of genai's own code: the sweep says what failed itself.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
 
 
@@ -99,14 +102,17 @@ def requeue_interrupted(study, objective: str) -> int:
 
 def run_sweep(recipe_path: Path, overrides: list[str], console: Console | None = None) -> SweepResult:
     """`genai sweep RECIPE`: check everything first, then run trials until the recipe's number is reached."""
-    from genai.preflight import preflight
+    from genai.preflight import Plan, preflight
 
     console = console or Console(stderr=True)
     recipe = load_recipe(recipe_path, overrides)
     sweep = check_space(recipe)  # first: the seconds of the preflight's model and data checks come after
-    preflight(recipe)  # the model, data and eval tasks of every trial, once, before any trial
+    # Every check but the tokenizer's, whose imports cost seconds the sweep has no other use for: each trial's
+    # `genai run` runs the whole preflight before it writes anything, and a refusal there stops the sweep.
+    preflight(recipe, Plan(tokenizer=False))
     optuna = require_optuna()
     folder = sweep_folder(recipe)
+    made = missing_dirs(folder)  # what to take away again if the first trial refuses the recipe
     study = open_study(folder, recipe)
     atomic_write_text(folder / "recipe.yaml", recipe.to_yaml())  # what the sweep searches around
     if (again := requeue_interrupted(study, sweep.objective)) > 0:
@@ -142,6 +148,8 @@ def run_sweep(recipe_path: Path, overrides: list[str], console: Console | None =
             raise optuna.TrialPruned(str(e)) from None
         except TrialFailed as e:
             trial.set_user_attr("error", str(e)[-2000:])
+            with lock:
+                console.print(f"trial {trial.number}: failed, {e} (log: {spec.log})")
             raise
         value = objective_value(run, sweep.objective)
         tag_run(run, folder.name, trial.number, values)
@@ -153,8 +161,24 @@ def run_sweep(recipe_path: Path, overrides: list[str], console: Console | None =
         return value
 
     if left:
-        study.optimize(objective, n_trials=left, timeout=sweep.timeout_s, n_jobs=sweep.parallel, catch=(TrialFailed,))
+        try:
+            study.optimize(
+                objective, n_trials=left, timeout=sweep.timeout_s, n_jobs=sweep.parallel, catch=(TrialFailed,)
+            )
+        except TrialRefused:
+            if made and not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+                shutil.rmtree(made[-1], ignore_errors=True)  # nothing half-written: the sweep never started
+            raise
     return summary(folder, study)
+
+
+def missing_dirs(folder: Path) -> list[Path]:
+    """The folder and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def summary(folder: Path, study) -> SweepResult:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genai.errors import ExitCode, GenaiError
 from genai.runs import Run
 from genai.sweeps.space import override
 
@@ -25,6 +26,11 @@ class TrialFailed(RuntimeError):
 
 class TrialPruned(RuntimeError):
     """Optuna stopped the trial on its intermediate held-out loss."""
+
+
+class TrialRefused(GenaiError):
+    """The trial's `genai run` refused the recipe before writing anything (its preflight, exit 2): a recipe
+    error that every trial would meet, so the sweep stops with it."""
 
 
 @dataclass
@@ -87,10 +93,21 @@ def run_trial(spec: TrialRun, report, should_prune) -> Path:
         stop(proc)
         raise
     run = newest_run(spec.runs_root) or run
+    if proc.returncode == ExitCode.USER_ERROR and run is None:
+        raise refusal(spec.log)
     if proc.returncode not in (0, 3) or run is None or not Run(run).is_trained:  # 3: the gate failed, a score
         tail = spec.log.read_text(errors="replace").strip().splitlines()[-12:]
         raise TrialFailed(f"genai run exited {proc.returncode}:\n" + "\n".join(tail))
     return run
+
+
+def refusal(log: Path) -> TrialRefused:
+    """The trial's own error message (from `error:` on in its log), as the sweep's."""
+    lines = log.read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    text = "\n".join(lines[starts[-1] :] if starts else lines[-12:]).removeprefix("error: ")
+    message, _, hint = text.partition("\n  hint: ")
+    return TrialRefused(message, hint=hint or None)
 
 
 def stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
