@@ -7,8 +7,11 @@ has the same length), at the same concurrency, each after a warm-up of as many r
 concurrency; each client runs in its own process, one level per call. A first round (not counted) warms
 the engine up at every level; then rounds alternate which client goes first, and per level the medians
 over the rounds of output tokens/s and requests/s are compared. Target: genai's figures within 10% of vLLM's.
-Usage: python bench/loadtest_vs_vllm.py [--requests 64] [--max-tokens 64] [--concurrency 1,4,16]
-       [--rounds 3] [--run runs/quickstart/<id>] [--record]
+--per-slot K sends K x concurrency requests at each level instead of --requests (rounds of about the same
+length at every level: a round of a few seconds, on 2 cores shared by both clients and the server, swings
+by +-15%).
+Usage: python bench/loadtest_vs_vllm.py [--requests 64 | --per-slot 48] [--max-tokens 64]
+       [--concurrency 1,4,16] [--rounds 3] [--run runs/quickstart/<id>] [--record]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def write_prompts(tmp: Path, n: int) -> tuple[Path, Path]:
     the user message with --skip-chat-template)."""
     rows = [json.loads(line)["instruction"] for line in QS_TEST.read_text().splitlines()]
     questions = [rows[i % len(rows)] for i in range(n)]
+    tmp.mkdir(parents=True, exist_ok=True)
     ours, theirs = tmp / "genai-prompts.jsonl", tmp / "vllm-prompts.jsonl"
     ours.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}]}) + "\n" for q in questions))
     theirs.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in questions))
@@ -95,23 +99,29 @@ def quickstart_run(arg: Path | None) -> Path:
 
 def measure(server, args, tmp: Path) -> dict[int, dict[str, list]]:
     """Every round, every level, both clients (their order alternating by round)."""
-    ours, theirs = write_prompts(tmp, args.requests)
-    n, m = args.requests, args.max_tokens
+    m = args.max_tokens
     figures: dict[int, dict[str, list]] = {c: {"genai": [], "vllm": []} for c in args.levels}
     for r in range(-1, args.rounds):  # round -1 warms the engine up at every level: not counted
         for c in args.levels:
+            n = requests_at(c, args)
+            ours, theirs = write_prompts(tmp / f"c{c}", n)
             out = tmp / f"r{r}-c{c}"
             clients = [
-                ("genai", lambda c=c, out=out: run_genai(server.base_url, ours, c, n, m, out)),
-                ("vllm", lambda c=c, out=out: run_vllm(server, theirs, c, n, m, out)),
+                ("genai", run_genai, server.base_url, ours),
+                ("vllm", run_vllm, server, theirs),
             ]
-            for name, call in clients if r % 2 == 0 else clients[::-1]:
-                tps, rps = call()
+            for name, fn, where, prompts in clients if r % 2 == 0 else clients[::-1]:
+                tps, rps = fn(where, prompts, c, n, m, out)
                 if r >= 0:
                     figures[c][name].append((tps, rps))
                 what = f"round {r + 1}" if r >= 0 else "warm-up"
                 print(f"{what} c={c} {name:5}: {tps:8.1f} out tok/s  {rps:6.2f} req/s", flush=True)
     return figures
+
+
+def requests_at(level: int, args) -> int:
+    """Requests at a concurrency level: --per-slot x level, else --requests."""
+    return args.per_slot * level if args.per_slot else args.requests
 
 
 def summarize(figures: dict[int, dict[str, list]], args) -> tuple[str, float]:
@@ -125,8 +135,9 @@ def summarize(figures: dict[int, dict[str, list]], args) -> tuple[str, float]:
             f"c={c}: {g_tps:.0f} vs {v_tps:.0f} out tok/s ({g_tps / v_tps:.3f}), "
             f"{g_rps:.2f} vs {v_rps:.2f} req/s ({g_rps / v_rps:.3f})"
         )
+    sizes = ", ".join(f"{requests_at(c, args)} at c={c}" for c in figures) if args.per_slot else args.requests
     head = (
-        f"tiny-llama quickstart (base + LoRA by name, fp32), CPU; {args.requests} chat prompts x "
+        f"tiny-llama quickstart (base + LoRA by name, fp32), CPU; {sizes} chat prompts x "
         f"{args.max_tokens} tokens (ignore_eos), greedy; medians of {args.rounds} rounds, genai vs vLLM: "
     )
     verdict = "met" if worst <= TARGET else "missed"
@@ -137,6 +148,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path)
     ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--per-slot", type=int, help="requests per concurrency slot (K x level requests per level)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--rounds", type=int, default=3)
