@@ -142,22 +142,39 @@ def ids_for(count: int, recorded: bool, rate: float) -> list[str]:
     return out
 
 
-def measure_paired(run: Path, capture: Path, prompts: list[str], args) -> tuple[list, list, set[str]]:
+def api_cpu_seconds(port: int) -> float:
+    """CPU seconds (user + system, all threads: the capture's writer too) of the vLLM API server on `port`."""
+    mine = f"vllm.entrypoints.openai.api_server --host 127.0.0.1 --port {port} "
+    (pid,) = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout.split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (stat fields 14, 15)
+
+
+def measure_paired(run: Path, capture: Path, prompts: list[str], args) -> tuple[list, list, set[str], dict]:
     """One server, capture at rate 0.5; rounds alternate all-recorded / none-recorded (which goes first
-    alternates by pair). Returns (recorded rounds, passed-by rounds, the ids that were to be recorded)."""
+    alternates by pair). Returns (recorded rounds, passed-by rounds, the ids that were to be recorded, the
+    API server's CPU milliseconds per request in each kind of round)."""
     settings = ["serve.capture.enabled=true", f"serve.capture.folder={capture}", f"serve.capture.rate={RATE}"]
-    on, by, wanted = [], [], set()
+    on, by, wanted, cpu = [], [], set(), {True: [], False: []}
     with serving(run, settings) as root:
+        port = int(root.rsplit(":", 1)[1])
         warm = ids_for(len(prompts), False, RATE)
         asyncio.run(_round(root, prompts[: 2 * args.concurrency], args, warm))  # warm-up, not recorded
         for i in range(args.repeats):
             rec, skip = ids_for(len(prompts), True, RATE), ids_for(len(prompts), False, RATE)
             wanted.update(rec)
             for recorded in (True, False) if i % 2 == 0 else (False, True):
+                before = api_cpu_seconds(port)
                 figures = asyncio.run(_round(root, prompts, args, rec if recorded else skip))
+                time.sleep(0.2)  # the writer thread's records of this round are built by now
+                cpu[recorded].append(1000 * (api_cpu_seconds(port) - before) / len(prompts))
                 (on if recorded else by).append(figures)
-                print(f"pair {i + 1} {'recorded' if recorded else 'passed by'}: {figures[0]:.0f} tok/s", flush=True)
-    return on, by, wanted
+                kind = "recorded" if recorded else "passed by"
+                print(
+                    f"pair {i + 1} {kind}: {figures[0]:.0f} tok/s, API CPU {cpu[recorded][-1]:.2f} ms/request",
+                    flush=True,
+                )
+    return on, by, wanted, {k: statistics.median(v) for k, v in cpu.items()}
 
 
 def captured_ids(folder: Path) -> list[str]:
@@ -187,11 +204,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="genai-capture-bench-"))
     try:
         if args.design == "paired":
-            on, off, wanted = measure_paired(run, work / "cap", prompts, args)
+            on, off, wanted, cpu = measure_paired(run, work / "cap", prompts, args)
             got = captured_ids(work / "cap")
             assert len(got) == len(wanted) and set(got) == wanted, f"{len(got)} records for {len(wanted)} requests"
         else:
-            off, on = [], []
+            off, on, cpu = [], [], None
             for i in range(args.pairs):
                 off += measure(run, None, prompts, args)
                 on += measure(run, work / f"cap{i}", prompts, args)
@@ -201,10 +218,10 @@ def main() -> None:
         size = sum(p.stat().st_size for p in work.rglob("capture-*.jsonl"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(off, on, len(got), size, args)
+    report(off, on, len(got), size, args, cpu)
 
 
-def report(off, on, written: int, size: int, args) -> None:
+def report(off, on, written: int, size: int, args, cpu: dict | None = None) -> None:
     tok_off, tok_on = (statistics.median(t for t, _ in xs) for xs in (off, on))
     req_off, req_on = (statistics.median(r for _, r in xs) for xs in (off, on))
     ratio = tok_on / tok_off
@@ -216,6 +233,8 @@ def report(off, on, written: int, size: int, args) -> None:
     print(f"capture on / off: {ratio:.3f} ({100 * (1 - ratio):+.1f}% slower; target <= 5%)")
     if paired is not None:
         print(f"median of the {len(on)} paired ratios: {paired:.3f}")
+    if cpu:
+        print(f"API server CPU per request (median): passed by {cpu[False]:.2f} ms, recorded {cpu[True]:.2f} ms")
     print(f"{written} records, {size / 2**20:.1f} MiB written")
     if args.record:
         from bench.common import record
@@ -225,7 +244,8 @@ def report(off, on, written: int, size: int, args) -> None:
                 f"one server, capture at rate 0.5 with request ids chosen so a round is all recorded or none; "
                 f"{len(on)} round pairs alternated: passed by {tok_off:.0f} tok/s {req_off:.2f} req/s, recorded "
                 f"{tok_on:.0f} tok/s {req_on:.2f} req/s = {ratio:.3f} (medians); median of the paired ratios "
-                f"**{paired:.3f}** (target >= 0.95)"
+                f"**{paired:.3f}** (target >= 0.95); the API server's CPU per request (all its threads, the "
+                f"capture's writer too): passed by {cpu[False]:.2f} ms, recorded {cpu[True]:.2f} ms"
             )
         else:
             how = (

@@ -2,7 +2,8 @@
 
 No proxy of ours sits in the request path: clients talk to vLLM directly. The server runs in
 its own process group, so stopping it (SIGINT/SIGTERM, or leaving the context) takes every
-engine process with it.
+engine process with it; and on Linux it gets SIGTERM when the process that started it dies, so a
+`genai serve` killed with SIGKILL does not leave a server holding its port and memory.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from threading import Thread
+from threading import Thread, current_thread, main_thread
 
 from genai.errors import GenaiError, MissingExtraError
 from genai.recipe import ServeSection
@@ -31,6 +32,24 @@ from genai.serving.capture import MIDDLEWARE as CAPTURE_MIDDLEWARE
 from genai.serving.capture import capture_env
 from genai.serving.engine import EngineOptions
 from genai.vllm_env import engine_env
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent():
+    """A preexec_fn asking the kernel for SIGTERM when the parent dies (None where prctl is missing).
+    The kernel ties this to the parent *thread*, so it is asked for only by the main thread: a worker
+    thread that exits (a web handler's) would take the server down with it. prctl is looked up here,
+    before the fork: the child only calls it."""
+    import ctypes
+
+    if sys.platform != "linux" or current_thread() is not main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def has_cuda() -> bool:
@@ -161,7 +180,13 @@ class Server:
         self.tmpdir = Path(tempfile.mkdtemp(prefix="genai-vllm-"))
         env["TMPDIR"] = str(self.tmpdir)
         self.proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         Thread(target=self._pump, daemon=True).start()
         self.wait_ready(on_wait)

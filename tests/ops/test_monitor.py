@@ -271,12 +271,16 @@ def test_unreachable_fails_before_the_dashboard():
 # ---------------------------------------------------------------------------- a real vLLM server
 
 
+SERVING: dict = {}  # the module's `genai serve` process and port (the last test kills it)
+
+
 @pytest.fixture(scope="module")
 def served(quickstart_run):
     from genai.serving.server import free_port
 
     port = free_port()
-    with genai_serving(quickstart_run, f"serve.port={port}", env={"GENAI_API_KEY": KEY}):
+    with genai_serving(quickstart_run, f"serve.port={port}", env={"GENAI_API_KEY": KEY}) as (proc, _):
+        SERVING.update(proc=proc, port=port)
         yield f"http://127.0.0.1:{port}/v1"
 
 
@@ -369,3 +373,26 @@ def test_live_dashboard_until_ctrl_c(served):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err and "gen tok/s" in out and "e2e" in out and "/metrics" in out
+
+
+def test_a_killed_genai_serve_takes_its_vllm_server_with_it(served):
+    """Runs last in this module. SIGKILL gives `genai serve` no chance to stop vLLM (which runs in its own
+    session, out of reach of signals to genai's group): the kernel's parent-death signal must."""
+    mine = f"vllm.entrypoints.openai.api_server --host 127.0.0.1 --port {SERVING['port']} "
+    vllm = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout.split()
+    assert vllm, "no vLLM server found for this module's port"
+    SERVING["proc"].kill()
+    SERVING["proc"].wait(timeout=30)
+    deadline = time.time() + 60
+    while time.time() < deadline and any(map(alive, vllm)):
+        time.sleep(0.5)
+    assert not [pid for pid in vllm if alive(pid)], "vLLM outlived a SIGKILLed genai serve"
+
+
+def alive(pid: str) -> bool:
+    """Running (a zombie left for a PID 1 that does not reap is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
