@@ -143,9 +143,20 @@ def build_tuner(recipe: Recipe, job: submit.JobPlan, boto, src: Path):
         max_parallel_jobs=sweep.parallel,
         max_runtime_in_seconds=int(sweep.timeout_s) if sweep.timeout_s else None,
         early_stopping_type="Auto" if sweep.prune else "Off",
-        random_seed=sweep.seed,  # the SDK sends none for 0
+        random_seed=sweep.seed,  # the SDK leaves out a seed of 0: seed_setter puts it back
     )
     return tuner, inputs
+
+
+def seed_setter(seed: int):
+    """A botocore handler that puts the sweep's seed in the tuning request when the SDK left it out (it tests
+    the seed for truth, and 0, the recipe's default, is false): the same seed, the same draws."""
+
+    def on_params(params, model, **kw):
+        if model.name == OPERATION:
+            params.setdefault("HyperParameterTuningJobConfig", {}).setdefault("RandomSeed", seed)
+
+    return on_params
 
 
 def tune(recipe: Recipe, *, dry_run: bool) -> submit.JobPlan:
@@ -153,6 +164,7 @@ def tune(recipe: Recipe, *, dry_run: bool) -> submit.JobPlan:
     check_tuning(recipe)
     job = submit.plan(recipe, submit.job_name(recipe))
     boto = boto_session(recipe.sagemaker)
+    boto.events.register(f"provide-client-params.sagemaker.{OPERATION}", seed_setter(recipe.sweep.seed))
     submit._capture(boto, job, send=not dry_run, operation=OPERATION, name_key=NAME_KEY)
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
