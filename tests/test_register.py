@@ -120,6 +120,22 @@ def test_name_option_and_a_tie_does_not_take_the_alias(tmp_path, genai_main):
     assert client(tmp_path / "runs").get_model_version_by_alias("adder", "champion").version == 1
 
 
+def test_registering_a_run_again_adds_no_second_version(tmp_path, genai_main):
+    # `genai run` registers to MLflow, then SageMaker: a SageMaker failure and a rerun registers the run again.
+    a, b = make_run(tmp_path, "a", 0.7), make_run(tmp_path, "b", 0.6)
+    first = register(genai_main, a)
+    again = register(genai_main, a)
+    assert (first["version"], first["new_version"]) == ("1", True)
+    assert (again["version"], again["new_version"], again["alias"]) == ("1", False, "champion")
+    assert "champion already" in again["why"]
+    other = register(genai_main, b)
+    assert (other["version"], other["alias"]) == ("2", "challenger")
+    assert register(genai_main, b)["version"] == "2"
+    c = client(tmp_path / "runs")
+    assert sorted(int(v.version) for v in c.search_model_versions("name = 'reg'")) == [1, 2]
+    assert str(c.get_model_version_by_alias("reg", "champion").version) == "1"
+
+
 def test_bad_input_is_one_clear_error(tmp_path, genai_main):
     def fails(*args) -> str:
         code, out, err = genai_main("register", *map(str, args))

@@ -94,6 +94,12 @@ def current_champion(client, name: str):
         raise
 
 
+def registered_version(client, name: str, run_id: str, source: str):
+    """The version of `name` this run's artifact already is (same MLflow run, same source), or None."""
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return next((v for v in found if v.source == source), None)
+
+
 def _masked(uri: str) -> str:
     return re.sub(r"(://)[^/@\s]+@", r"\1***@", uri)  # user:password@ of a tracking server
 
@@ -106,7 +112,8 @@ def _float(text: str | None) -> float | None:
 
 
 def register_mlflow(run: Run, recipe: Recipe, ev: Evaluation, name: str, lineage: dict[str, str]) -> dict:
-    """A new version of model `name` for the run, with the alias champion's rule gives it."""
+    """A new version of model `name` for the run (or the one it already is: registering again after a later
+    step failed adds no second version), with the alias champion's rule gives it."""
     import os
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # decided when mlflow is first imported
@@ -126,7 +133,12 @@ def register_mlflow(run: Run, recipe: Recipe, ev: Evaluation, name: str, lineage
         _ensure_model(client, name, recipe)
         previous = current_champion(client, name)
         before = _float(previous.tags.get(compared.tag)) if previous is not None else None
-        alias, why = choose_alias(ev, compared, before, previous is not None)
+        source = run.artifact_dir.resolve().as_uri()
+        again = registered_version(client, name, run_id, source)
+        if again is not None and previous is not None and previous.version == again.version:
+            alias, why = CHAMPION, f"version {again.version} (this run) is the champion already"
+        else:
+            alias, why = choose_alias(ev, compared, before, previous is not None)
         tags = {
             **lineage,
             **eval_tags(ev.rows),
@@ -134,10 +146,13 @@ def register_mlflow(run: Run, recipe: Recipe, ev: Evaluation, name: str, lineage
             "genai.eval_backend": ev.backend,
             "genai.compared": compared.tag,
         }
-        source = run.artifact_dir.resolve().as_uri()
-        version = client.create_model_version(
-            name, source, run_id=run_id, tags=tags, description=f"{recipe.name} run {run.name} (gate: {ev.verdict})"
-        )
+        if again is None:
+            description = f"{recipe.name} run {run.name} (gate: {ev.verdict})"
+            version = client.create_model_version(name, source, run_id=run_id, tags=tags, description=description)
+        else:  # registered before (a rerun after a later step failed): the same version, its tags brought up to date
+            version = again
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version.version, key, value)
         client.set_registered_model_alias(name, alias, version.version)
         client.set_tag(run_id, "genai.registered", f"{name}/{version.version}")
     except MlflowException as exc:
@@ -148,6 +163,7 @@ def register_mlflow(run: Run, recipe: Recipe, ev: Evaluation, name: str, lineage
     return {
         "name": name,
         "version": str(version.version),
+        "new_version": again is None,
         "alias": alias,
         "why": why,
         "metric": compared.as_dict(),
