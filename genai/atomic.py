@@ -1,4 +1,5 @@
-"""Atomic writes: a reader sees the old file or folder or the complete new one, never half of it."""
+"""Atomic writes: a reader sees the old file or folder or the complete new one, never half of it; and the
+folder checks that come before writing (can it be written, which of its folders a write would create)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def missing_dirs(folder: Path) -> list[Path]:
+    """The folder and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def write_probe(folder: Path) -> None:
+    """Make the folder and write (and remove) a file in it; OSError when either cannot be done. A write, not
+    os.access: access() says yes to root on a read-only mount."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".genai-write-test-"):
+        pass
 
 
 def _umask() -> int:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import difflib
 import os
 import socket
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from genai.atomic import missing_dirs, write_probe
 from genai.errors import GenaiError
 from genai.recipe import EvalSection, Recipe
 
@@ -326,15 +326,9 @@ def _model_and_data(recipe: Recipe, plan: Plan) -> None:
 # ---------------------------------------------------------------------- output
 def check_writable(folder: Path, field: str) -> None:
     """The folder exists or can be made, and a file can be written in it (nothing is left behind)."""
-    missing = []
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
+    missing = missing_dirs(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".genai-write-test-"):
-            pass
+        write_probe(folder)
     except OSError as exc:
         raise GenaiError(
             f"{field}: cannot write to {folder}: {exc.strerror or exc}",

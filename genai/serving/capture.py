@@ -27,7 +27,6 @@ import os
 import queue
 import re
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genai.atomic import write_probe
 from genai.errors import GenaiError
 
 if TYPE_CHECKING:
@@ -87,12 +87,9 @@ def capture_folder(section: CaptureSection, run_dir: Path | None) -> Path:
 
 
 def check_writable(folder: Path) -> None:
-    """Create the folder and write a file in it: a clear error now rather than lost records later.
-    (A write, not os.access: access() says yes to root on a read-only mount.)"""
+    """Create the folder and write a file in it: a clear error now rather than lost records later."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass
+        write_probe(folder)
     except OSError as exc:
         raise GenaiError(
             f"serve.capture.folder: {folder} is not writable ({exc.strerror or exc})",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from genai.atomic import atomic_write_text
+from genai.atomic import atomic_write_text, missing_dirs
 from genai.errors import GenaiError
 from genai.recipe import Recipe, load_recipe
 from genai.runs import Run
@@ -170,15 +170,6 @@ def run_sweep(recipe_path: Path, overrides: list[str], console: Console | None =
                 shutil.rmtree(made[-1], ignore_errors=True)  # nothing half-written: the sweep never started
             raise
     return summary(folder, study)
-
-
-def missing_dirs(folder: Path) -> list[Path]:
-    """The folder and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
 
 
 def summary(folder: Path, study) -> SweepResult:
