@@ -152,3 +152,22 @@ def test_sweep_resumes_after_sigkill_without_repeating_finished_trials(tmp_path)
 
     target, _, _ = resolve(str(best), [])  # the best run's artifact is what `genai serve` would serve
     assert target.adapter is not None and (target.adapter / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_the_quickstart_sweep_beats_its_own_recipe_by_20_points(tmp_path):
+    """The issue's proof: recipes/quickstart-sweep.yaml ships a far too low learning rate; its 5-trial sweep
+    (pruned on the held-out loss) finds a run whose held-out exact match is at least 20 points higher."""
+    from genai.sweeps.trials import objective_value
+
+    path = ROOT / "recipes" / "quickstart-sweep.yaml"
+    metric = "quickstart_addition/exact_match,strip"
+    own = genai_cli("run", path, "--no-serve", f"train.output_dir={tmp_path / 'own'}", timeout=600)
+    assert own.returncode in (0, 3), own.stderr[-3000:]  # 3: its gate failed, still a score
+    (own_run,) = (tmp_path / "own" / "quickstart-sweep").iterdir()
+    baseline = objective_value(own_run, metric)
+
+    out = genai_cli("sweep", path, f"train.output_dir={tmp_path / 'sweep'}", timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    best = float(out.stdout.split("best: trial", 1)[1].split("value ", 1)[1].split(",", 1)[0])
+    assert best >= baseline + 0.20, (baseline, best, out.stdout[-2000:])
