@@ -3,10 +3,10 @@
 A stand-in ASGI app streams a 64-token chat answer (66 SSE events, the shape vLLM sends) and the
 middleware wraps it, as vLLM's API process does. The figure is CPU time (all threads: the writer
 thread's record building and file writes too) per request, for the app alone, a request the
-middleware passes by (not sampled), and one it records. Unlike serving throughput on this VM
-(rounds that swing by 20%), these figures repeat to a few percent, so they say what the throughput
-bench cannot resolve: how much of a request's CPU the capture is. Compare with the API server's CPU
-per request that bench/capture_overhead.py prints.
+middleware passes by (not sampled), and one it records. No network, no engine and no other process share
+the measurement, but CPU seconds still follow this VM's speed: runs on one afternoon gave 250 to 530 us
+for the same recorded request. Compare with the API server's CPU per request that
+bench/capture_overhead.py prints, ideally from the same hour.
 Usage: python bench/capture_cpu.py [--requests 3000] [--record]
 """
 
@@ -18,14 +18,16 @@ import json
 import sys
 import tempfile
 import time
-import uuid
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genai.serving.capture import CaptureConfig, CaptureMiddleware, sampled  # noqa: E402
+from bench.capture_overhead import RATE  # noqa: E402  (ids drawn on either side of it: both kinds, one middleware)
+from bench.capture_overhead import ids_for as _ids_for  # noqa: E402
+from genai.serving.capture import CaptureConfig, CaptureMiddleware  # noqa: E402
 
-RATE = 0.5  # ids are drawn on either side of it: one middleware, both kinds of request
+ids_for = partial(_ids_for, rate=RATE)
 
 
 def event(i: int) -> bytes:
@@ -69,16 +71,6 @@ async def drive(target, ids: list[str]) -> None:
         headers = [(b"x-request-id", rid.encode()), (b"content-type", b"application/json")]
         scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": headers}
         await target(scope, receive, send)
-
-
-def ids_for(count: int, recorded: bool) -> list[str]:
-    """Fresh request ids the middleware records (or passes by) at RATE."""
-    out: list[str] = []
-    while len(out) < count:
-        rid = uuid.uuid4().hex
-        if sampled(rid, RATE) == recorded:
-            out.append(rid)
-    return out
 
 
 def cpu_us(target, ids: list[str], middleware: CaptureMiddleware | None = None) -> float:

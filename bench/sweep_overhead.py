@@ -139,10 +139,11 @@ def drawn(recipe: Path, trials: int) -> list[float]:
 
     from genai.recipe import load_recipe
     from genai.sweeps.space import draw
+    from genai.sweeps.study import sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = load_recipe(recipe).sweep
-    study = optuna.create_study(direction=sweep.goal, sampler=optuna.samplers.TPESampler(seed=sweep.seed))
+    study = optuna.create_study(direction=sweep.goal, sampler=sampler(sweep))  # the sweep's own sampler
     out = []
     for _ in range(trials):  # TPE's first draws (its startup trials) are random and do not depend on values
         trial = study.ask()

@@ -79,6 +79,12 @@ def genai_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: di
     )
 
 
+def vllm_pids(port: int) -> list[str]:
+    """The pids of the vLLM API server listening on `port` (other test files may be serving beside)."""
+    mine = f"vllm.entrypoints.openai.api_server --host 127.0.0.1 --port {port} "
+    return subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout.split()
+
+
 @contextmanager
 def genai_serving(target: Path, *overrides: str, env: dict | None = None, timeout: float = 600):
     """`genai serve TARGET overrides` in a subprocess, up until it prints "Ctrl-C to stop."; yields the

@@ -58,6 +58,11 @@ def sweep_folder(recipe: Recipe) -> Path:
     return Path(recipe.train.output_dir) / recipe.name / "sweeps" / recipe.content_hash()[:12]
 
 
+def sampler(sweep):
+    """The sweep's sampler: TPE, seeded (the same seed draws the same first values)."""
+    return require_optuna().samplers.TPESampler(seed=sweep.seed)
+
+
 def open_study(folder: Path, recipe: Recipe):
     """The sweep's Optuna study in its folder (made on first use)."""
     optuna = require_optuna()
@@ -70,7 +75,7 @@ def open_study(folder: Path, recipe: Recipe):
         storage=storage,
         load_if_exists=True,
         direction=sweep.goal,
-        sampler=optuna.samplers.TPESampler(seed=sweep.seed),
+        sampler=sampler(sweep),
         pruner=pruner,
     )
 

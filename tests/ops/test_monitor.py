@@ -18,7 +18,7 @@ import pytest
 
 from genai.errors import GenaiError
 from genai.ops import monitor as mon
-from tests.conftest import ROOT, genai_cli, genai_serving, sigint_default
+from tests.conftest import ROOT, genai_cli, genai_serving, sigint_default, vllm_pids
 
 KEY = "monitor-key-1"
 QS_TEST = ROOT / "recipes" / "data" / "quickstart" / "test.jsonl"
@@ -378,8 +378,7 @@ def test_live_dashboard_until_ctrl_c(served):
 def test_a_killed_genai_serve_takes_its_vllm_server_with_it(served):
     """Runs last in this module. SIGKILL gives `genai serve` no chance to stop vLLM (which runs in its own
     session, out of reach of signals to genai's group): the kernel's parent-death signal must."""
-    mine = f"vllm.entrypoints.openai.api_server --host 127.0.0.1 --port {SERVING['port']} "
-    vllm = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout.split()
+    vllm = vllm_pids(SERVING["port"])
     assert vllm, "no vLLM server found for this module's port"
     SERVING["proc"].kill()
     SERVING["proc"].wait(timeout=30)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, genai_serving
+from tests.conftest import ROOT, genai_serving, vllm_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -247,9 +247,7 @@ def test_chat_cli_streams_answers(served):
 def test_sigint_shuts_down_cleanly(served):
     """Runs last in this module: stop the CLI and check nothing is left behind."""
     proc = served["proc"]
-    # This server's vLLM only (by its port): other test files may be serving beside this one.
-    mine = f"vllm.entrypoints.openai.api_server --host 127.0.0.1 --port {served['port']} "
-    children = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout.split()
+    children = vllm_pids(served["port"])
     assert children
     tmpdirs = set()
     for pid in children:
